@@ -1,0 +1,140 @@
+"""`ActorSystem`: the root of the supervision tree, embedded in a Trio program.
+
+``async with ActorSystem() as system:`` opens a nursery in the caller's task.
+Leaving the block normally stops the system gracefully (every actor drains
+its mailbox, then stops, within ``stop_timeout``); leaving it with an error,
+or cancelling it, stops everything at once. Either way, nothing is left
+running when the block exits.
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import Any, Callable, Hashable
+
+import trio
+
+from .actor import Actor, ActorRef
+from .errors import ActorStopped
+from .mailbox import Overflow
+from .policy import Escalation, RestartPolicy
+from .supervisor import ActorOptions, Supervisor
+from .virtual import VirtualActors
+
+__all__ = ["ActorSystem"]
+
+
+class ActorSystem:
+    """Spawn actors, declare virtual actors, stop them all.
+
+    Defaults given here apply to every actor unless overridden at spawn:
+    ``mailbox_size`` and ``overflow`` (bounded mailbox policy), ``policy``
+    (restarts), ``ask_timeout`` (seconds; ``None`` waits forever),
+    ``stop_timeout`` (bound on each ``on_stop`` and on the graceful stop).
+    ``escalation`` is what the root does with an actor that gave up:
+    `Escalation.RAISE` (default) fails the system, so the ``async with``
+    raises `ActorFailed`; `Escalation.STOP_CHILD` logs it and carries on.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "system",
+        mailbox_size: int = 1000,
+        overflow: Overflow = Overflow.WAIT,
+        policy: RestartPolicy = RestartPolicy(),
+        ask_timeout: float | None = 30.0,
+        stop_timeout: float = 5.0,
+        escalation: Escalation = Escalation.RAISE,
+    ) -> None:
+        self.defaults = ActorOptions(
+            mailbox_size=mailbox_size, overflow=Overflow(overflow), policy=policy,
+            ask_timeout=ask_timeout, stop_timeout=stop_timeout,
+        )
+        self.root = Supervisor(name, escalation=escalation, defaults=self.defaults)
+        self._nursery_manager: Any = None
+        self._nursery: trio.Nursery | None = None
+
+    async def __aenter__(self) -> ActorSystem:
+        if self._nursery_manager is not None:
+            raise RuntimeError("an ActorSystem can be entered only once")
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        try:
+            await self._nursery.start(self._run_root)
+        except BaseException as exc:
+            await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.root.run(task_status=task_status)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        assert self._nursery is not None
+        if exc is None:
+            await self.stop()
+        else:
+            self.cancel()
+        try:
+            return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:
+            # Trio wraps everything in groups; give callers the one error
+            # they can act on when there is just one.
+            leaves = _leaves(group)
+            if exc is not None and leaves == [exc]:
+                return False
+            if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
+                raise leaves[0] from None
+            raise
+
+    # -- spawning -----------------------------------------------------------
+
+    def spawn(self, factory: Callable[[], Actor], **options: Any) -> ActorRef:
+        """Start an actor under the root supervisor (see `Supervisor.spawn`)."""
+        return self.root.spawn(factory, **options)
+
+    def virtual(self, name: str, factory: Callable[[Hashable], Actor], **options: Any) -> VirtualActors:
+        """Declare virtual actors under the root (see `Supervisor.virtual`)."""
+        return self.root.virtual(name, factory, **options)
+
+    async def start_supervisor(self, name: str, **options: Any) -> Supervisor:
+        """Start a child supervisor of the root (see `Supervisor.start_supervisor`)."""
+        return await self.root.start_supervisor(name, **options)
+
+    # -- stopping -----------------------------------------------------------
+
+    async def stop(self, *, timeout: float | None = None) -> None:
+        """Drain and stop every actor; cancel what is still running after ``timeout``.
+
+        New messages are refused with `ActorStopped` from the moment this is
+        called; messages already in mailboxes are handled.
+        """
+        if timeout is None:
+            timeout = self.defaults.stop_timeout
+        self.root.request_stop()
+        if self._nursery is None:
+            raise ActorStopped("the actor system is not running")
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            await self.root.finished.wait()
+            return
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Stop everything now. ``on_stop`` hooks still run (shielded, bounded)."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        self.root.cancel()
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaves.extend(_leaves(exc))
+        else:
+            leaves.append(exc)
+    return leaves

@@ -1,0 +1,1 @@
+"""A real-time streams runtime on Trio."""
