@@ -159,12 +159,20 @@ class ActorRef:
         """
         if timeout is DEFAULT_TIMEOUT:
             timeout = self._ask_timeout
+        cell = self._target()
+        mailbox = cell.mailbox
         envelope = Ask(message)
         if timeout is None or timeout == math.inf:
-            await self._target().mailbox.put(envelope)
+            await mailbox.put(envelope)
+            return await envelope.wait()
+        if mailbox.has_room():
+            # Fast path: the system's timer expires the ask; no cancel scope.
+            mailbox.put_nowait(envelope)
+            envelope.target = self.key
+            cell.deadlines.register(envelope, timeout)
             return await envelope.wait()
         with trio.move_on_after(timeout) as scope:
-            await self._target().mailbox.put(envelope)
+            await mailbox.put(envelope)
             return await envelope.wait()
         envelope.withdrawn = True
         assert scope.cancelled_caught

@@ -18,6 +18,7 @@ import outcome
 import trio
 
 from .actor import Actor, ActorRef
+from .deadlines import AskDeadlines
 from .envelope import Ask
 from .errors import ActorFailed, ActorStopped
 from .mailbox import Mailbox
@@ -62,10 +63,12 @@ class ActorCell:
         ask_timeout: float | None,
         stop_timeout: float,
         idle_timeout: float | None = None,
+        deadlines: AskDeadlines,
         kind: VirtualActors | None = None,
         on_end: Callable[[ActorCell], None] | None = None,
     ) -> None:
         self.key = key
+        self.deadlines = deadlines
         self.mailbox = mailbox
         self.policy = policy
         self.ref = ActorRef(self, key=key, kind=kind, ask_timeout=ask_timeout)

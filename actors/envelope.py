@@ -13,13 +13,15 @@ from typing import Any
 import outcome
 import trio
 
+from .errors import AskTimeout
+
 __all__ = ["Ask"]
 
 
 class Ask:
     """A message whose sender waits for the handler's result."""
 
-    __slots__ = ("message", "_task", "_done", "_early", "started", "withdrawn")
+    __slots__ = ("message", "_task", "_done", "_early", "started", "withdrawn", "deadlines", "target")
 
     def __init__(self, message: Any) -> None:
         self.message = message
@@ -31,6 +33,10 @@ class Ask:
         #: The asker gave up (timeout, cancellation); the reply is discarded
         #: and, if it had not started, the message is skipped.
         self.withdrawn = False
+        #: The timeout registry holding this ask while it waits (see deadlines.py).
+        self.deadlines: dict[Ask, float] | None = None
+        #: What was asked, for the timeout message.
+        self.target: Any = None
 
     @property
     def pending(self) -> bool:
@@ -41,12 +47,29 @@ class Ask:
         if self._done or self.withdrawn:
             return
         self._done = True
+        self._forget_deadline()
         task = self._task
         if task is not None:
             self._task = None
             trio.lowlevel.reschedule(task, result)
         else:  # answered before the asker parked (same turn): keep it
             self._early = result
+
+    def _forget_deadline(self) -> None:
+        deadlines = self.deadlines
+        if deadlines is not None:
+            self.deadlines = None
+            deadlines.pop(self, None)
+
+    def expire(self, timeout: float) -> None:
+        """Called by the deadline timer: withdraw and raise `AskTimeout` in the asker."""
+        if self._done or self.withdrawn:
+            return
+        self.withdrawn = True
+        task = self._task
+        if task is not None:
+            self._task = None
+            trio.lowlevel.reschedule(task, outcome.Error(AskTimeout(f"no reply from {self.target!r} within {timeout} s")))
 
     async def wait(self) -> Any:
         """Park until resolved; cancellation withdraws the ask."""
@@ -57,6 +80,7 @@ class Ask:
         def abort(_: Any) -> trio.lowlevel.Abort:
             self._task = None
             self.withdrawn = True
+            self._forget_deadline()
             return trio.lowlevel.Abort.SUCCEEDED
 
         return await trio.lowlevel.wait_task_rescheduled(abort)

@@ -62,14 +62,15 @@ class Mailbox:
     def waiting_senders(self) -> int:
         return len(self._senders)
 
-    def _has_room(self) -> bool:
-        return len(self._items) + self._reserved < self.capacity and not self._senders
+    def has_room(self) -> bool:
+        """Whether a message would be accepted right now without waiting."""
+        return not self._closed and len(self._items) + self._reserved < self.capacity and not self._senders
 
     def put_nowait(self, item: Any) -> None:
         """Enqueue or raise `MailboxFull` / `ActorStopped`; never waits."""
         if self._closed:
             raise ActorStopped("the actor is stopped")
-        if not self._has_room():
+        if not self.has_room():
             raise MailboxFull(f"mailbox full ({self.capacity} messages)")
         self._append(item)
 
@@ -81,7 +82,7 @@ class Mailbox:
         """
         if self._closed:
             raise ActorStopped("the actor is stopped")
-        if self._has_room():
+        if self.has_room():
             self._append(item)
             return
         if self.overflow is Overflow.RAISE:

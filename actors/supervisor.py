@@ -17,6 +17,7 @@ import trio
 
 from .actor import Actor, ActorRef
 from .cell import ActorCell
+from .deadlines import AskDeadlines
 from .errors import ActorFailed, ActorStopped
 from .mailbox import Mailbox, Overflow
 from .policy import Escalation, RestartPolicy
@@ -47,8 +48,11 @@ class ActorOptions:
 class Supervisor:
     """A node of the supervision tree; create one with `start_supervisor`."""
 
-    def __init__(self, name: str, *, escalation: Escalation, defaults: ActorOptions) -> None:
+    def __init__(
+        self, name: str, *, escalation: Escalation, defaults: ActorOptions, deadlines: AskDeadlines
+    ) -> None:
         self.name = name
+        self.deadlines = deadlines
         self.escalation = Escalation(escalation)
         self.defaults = defaults
         self._nursery: trio.Nursery | None = None
@@ -133,6 +137,7 @@ class Supervisor:
             ask_timeout=options.ask_timeout,
             stop_timeout=options.stop_timeout,
             idle_timeout=options.idle_timeout,
+            deadlines=self.deadlines,
             kind=kind,
             on_end=on_end,
         )
@@ -175,7 +180,9 @@ class Supervisor:
         """Start a child supervisor (its own subtree and escalation rule)."""
         if self._stopping or self._nursery is None:
             raise ActorStopped(f"supervisor {self.name!r} is stopping")
-        child = Supervisor(name, escalation=escalation, defaults=self.defaults.merged(**defaults))
+        child = Supervisor(
+            name, escalation=escalation, defaults=self.defaults.merged(**defaults), deadlines=self.deadlines
+        )
         self._add_child(child)
         await self._nursery.start(self._run_child, child, name=f"supervisor {name}")
         return child

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from types import TracebackType
-from typing import Any, Callable, Hashable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Hashable
 
 import trio
 
 from .actor import Actor, ActorRef
+from .deadlines import AskDeadlines
 from .errors import ActorStopped
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy
@@ -52,44 +54,51 @@ class ActorSystem:
             mailbox_size=mailbox_size, overflow=Overflow(overflow), policy=policy,
             ask_timeout=ask_timeout, stop_timeout=stop_timeout,
         )
-        self.root = Supervisor(name, escalation=escalation, defaults=self.defaults)
-        self._nursery_manager: Any = None
+        self.deadlines = AskDeadlines()
+        self.root = Supervisor(name, escalation=escalation, defaults=self.defaults, deadlines=self.deadlines)
+        self._lifecycle_cm: Any = None
         self._nursery: trio.Nursery | None = None
 
     async def __aenter__(self) -> ActorSystem:
-        if self._nursery_manager is not None:
+        if self._lifecycle_cm is not None:
             raise RuntimeError("an ActorSystem can be entered only once")
-        self._nursery_manager = trio.open_nursery()
-        self._nursery = await self._nursery_manager.__aenter__()
-        try:
-            await self._nursery.start(self._run_root)
-        except BaseException as exc:
-            await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self
-
-    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.root.run(task_status=task_status)
+        self._lifecycle_cm = self._lifecycle()
+        return await self._lifecycle_cm.__aenter__()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        assert self._nursery is not None
-        if exc is None:
-            await self.stop()
-        else:
-            self.cancel()
+    ) -> bool | None:
+        return await self._lifecycle_cm.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _lifecycle(self) -> AsyncIterator[ActorSystem]:
         try:
-            return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                timer_scope = trio.CancelScope()
+                nursery.start_soon(self._run_timer, timer_scope)
+                await nursery.start(self._run_root)
+                try:
+                    yield self
+                except BaseException:
+                    self.cancel()
+                    raise
+                await self.stop()
+                timer_scope.cancel()
         except BaseExceptionGroup as group:
-            # Trio wraps everything in groups; give callers the one error
-            # they can act on when there is just one.
+            # Trio wraps everything in groups; give callers the one error they
+            # can act on when there is just one (the body's own, or ActorFailed).
             leaves = _leaves(group)
-            if exc is not None and leaves == [exc]:
-                return False
             if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
                 raise leaves[0] from None
             raise
+
+    async def _run_timer(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self.deadlines.run()
+
+    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.root.run(task_status=task_status)
 
     # -- spawning -----------------------------------------------------------
 
