@@ -1,0 +1,217 @@
+"""The storage interface every backend implements, and the records it moves.
+
+Storage is deliberately dumb. Each stream group is owned by one actor that
+applies mutations in memory, stamps offsets and timestamps, and hands storage
+a finished batch (a ``GroupCommit``) to persist in one transaction. Storage
+never interprets items or update ops; it only has to load a group on
+activation, apply a batch atomically, and refuse a batch computed from a state
+it no longer holds (compare-and-set on epoch and offset), which is what lets a
+shared backend such as Redis detect a second writer for the same group.
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+
+from runtime.errors import StorageError
+
+__all__ = [
+    "ConflictError",
+    "GroupCommit",
+    "GroupState",
+    "HistoryPolicy",
+    "Storage",
+    "StoredEvent",
+    "check_expected",
+    "new_epoch",
+]
+
+
+@attrs.frozen(slots=True)
+class StoredEvent:
+    """One committed state change, kept in the group's history so clients can resume."""
+
+    offset: int  # the group's offset after this change (1, 2, 3, ...)
+    timestamp: int  # ms since epoch, strictly increasing per group
+    item_id: str
+    type: str  # "create" | "update" | "delete"
+    data: Any  # the new value (create/update) or the old value (delete); a JSON dict
+
+
+@attrs.define(slots=True)
+class GroupState:
+    """Everything a group actor needs to resume where the last commit left off."""
+
+    epoch: str  # names this incarnation of the offset count
+    offset: int  # offset of the last committed change (0 for a new group)
+    timestamp: int  # last stamped timestamp in ms (0 for a new group)
+    items: dict[str, dict]  # id -> item, in insertion order
+    history: list[StoredEvent]  # oldest first, already trimmed by the policy
+
+
+@attrs.frozen(slots=True)
+class GroupCommit:
+    """One batch of a group's changes; a backend applies all of it or none of it."""
+
+    epoch: str
+    offset: int  # offset after the batch
+    timestamp: int  # last timestamp after the batch
+    writes: list[tuple[str, dict | None]]  # in order; None deletes; later writes of an id win
+    events: list[StoredEvent]  # appended to the history, oldest first
+    expected_offset: int  # the offset the batch was computed from (compare-and-set)
+
+
+@attrs.frozen(slots=True)
+class HistoryPolicy:
+    """How much history a group keeps for resume; both limits apply.
+
+    Both limits are measured from the group's position after a commit (its
+    offset and timestamp), so a backend trims with two range comparisons
+    instead of counting rows. Every change takes the next offset, so keeping
+    the newest ``max_events`` offsets keeps the newest ``max_events`` events.
+    """
+
+    max_events: int = 1000
+    max_age_ms: int = 5 * 60 * 1000  # events older than (newest timestamp - max_age_ms) are dropped
+
+    def first_kept_offset(self, newest_offset: int) -> int:
+        """Events at lower offsets are dropped."""
+        return newest_offset - self.max_events + 1
+
+    def age_cutoff(self, newest_timestamp: int) -> int:
+        """Events stamped before this are dropped."""
+        return newest_timestamp - self.max_age_ms
+
+
+class ConflictError(StorageError):
+    """The stored group moved on since the batch was computed; nothing was written.
+
+    The owning actor should reload the group (another writer, or a stale
+    incarnation of itself, got there first) rather than retry the same batch.
+    """
+
+    code = "STORAGE_CONFLICT"
+
+    def __init__(
+        self,
+        stream: str,
+        group: str,
+        *,
+        stored_epoch: str | None,
+        stored_offset: int,
+        commit: GroupCommit,
+    ) -> None:
+        self.stream = stream
+        self.group = group
+        self.stored_epoch = stored_epoch
+        self.stored_offset = stored_offset
+        self.expected_epoch = commit.epoch
+        self.expected_offset = commit.expected_offset
+        super().__init__(
+            f"conflicting commit to {stream!r}/{group!r}: storage holds epoch "
+            f"{stored_epoch!r} offset {stored_offset}, the batch was computed from epoch "
+            f"{commit.epoch!r} offset {commit.expected_offset}"
+        )
+
+
+def new_epoch() -> str:
+    """A fresh epoch token: short, URL-safe, and never reused in practice (48 random bits)."""
+    return secrets.token_urlsafe(6)
+
+
+def check_expected(
+    stream: str, group: str, stored_epoch: str | None, stored_offset: int, commit: GroupCommit
+) -> None:
+    """Raise ``ConflictError`` unless ``commit`` was computed from the stored state.
+
+    A group that has never committed has no stored epoch and offset 0: its
+    first commit (``expected_offset == 0``) establishes the epoch that
+    ``load_group`` proposed. ``load_group`` does not persist that proposal,
+    so reading unknown groups never writes.
+    """
+    epoch_matches = stored_epoch is None or stored_epoch == commit.epoch
+    if stored_offset != commit.expected_offset or not epoch_matches:
+        raise ConflictError(
+            stream, group, stored_epoch=stored_epoch, stored_offset=stored_offset, commit=commit
+        )
+
+
+class Storage(abc.ABC):
+    """Where group state, group history and ``ctx.state`` live between activations.
+
+    Every method may raise ``StorageError``; a failed ``commit`` changed
+    nothing. Values are JSON: a value JSON cannot represent raises
+    ``TypeError`` from the durable backends. Use as ``async with storage:``
+    or call ``open()`` / ``aclose()``; using a storage that is not open
+    raises ``StorageError``.
+    """
+
+    #: Whether data survives a process restart (and so whether an epoch does).
+    durable: bool = False
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Make the storage usable; calling it again while open does nothing."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Flush and release resources; calling it again does nothing."""
+
+    # -- stream groups ---------------------------------------------------
+
+    @abc.abstractmethod
+    async def load_group(self, stream: str, group: str) -> GroupState:
+        """The group as last committed; an unknown group gets a fresh epoch and offset 0."""
+
+    @abc.abstractmethod
+    async def commit(
+        self, stream: str, group: str, commit: GroupCommit, policy: HistoryPolicy
+    ) -> None:
+        """Apply one batch atomically, then trim the group's history by ``policy``.
+
+        Raises ``ConflictError`` (and changes nothing) when the stored epoch
+        or offset is not the one the batch was computed from.
+        """
+
+    @abc.abstractmethod
+    async def list_groups(self, stream: str) -> list[str]:
+        """Ids of the stream's groups that hold at least one item, sorted."""
+
+    # -- key-value state (ctx.state) -------------------------------------
+
+    @abc.abstractmethod
+    async def state_get(self, scope: str, key: str) -> Any | None:
+        """The value stored under ``scope``/``key``, or ``None`` when there is none."""
+
+    @abc.abstractmethod
+    async def state_set(self, scope: str, key: str, value: Any) -> None:
+        """Store a JSON value, replacing any previous one."""
+
+    @abc.abstractmethod
+    async def state_delete(self, scope: str, key: str) -> None:
+        """Remove one key; a missing key is not an error."""
+
+    @abc.abstractmethod
+    async def state_list(self, scope: str) -> dict[str, Any]:
+        """Every key of ``scope`` with its value, in key order."""
+
+    @abc.abstractmethod
+    async def state_clear(self, scope: str) -> None:
+        """Remove every key of ``scope``."""

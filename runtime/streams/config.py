@@ -1,0 +1,106 @@
+"""`StreamConfig` and the results of stream calls.
+
+The config is plain data; the engine compiles it once (schema validator,
+history policy) into a `StreamDefinition` when the stream is declared.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import attrs
+
+from ..storage.base import HistoryPolicy
+from .schema import Validator, compile_schema
+
+__all__ = ["StreamConfig", "StreamDefinition", "SetResult", "DeleteResult"]
+
+
+@attrs.frozen
+class StreamConfig:
+    """How a stream is declared (api.md, "Streams").
+
+    ``schema`` is JSON Schema or Motia's shorthand; ``history`` bounds what a
+    group keeps for resume (count and age). The hooks guard subscriptions and
+    are wired by the transports.
+    """
+
+    name: str
+    description: str | None = None
+    schema: Mapping[str, Any] | None = None
+    on_join: Callable[..., Any] | None = None
+    on_leave: Callable[..., Any] | None = None
+    can_access: Callable[..., Any] | None = None
+    history: HistoryPolicy | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("a stream needs a non-empty string name")
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> StreamConfig:
+        """Accept a plain dict of the same fields, as Motia stream modules export.
+
+        ``base_config`` / ``baseConfig`` (Motia's storage settings) are
+        accepted and ignored: storage is chosen for the whole app here.
+        Unknown keys are an error, so a typo does not silently drop a hook.
+        """
+        fields = dict(config)
+        fields.pop("base_config", None)
+        fields.pop("baseConfig", None)
+        for camel, snake in (("onJoin", "on_join"), ("onLeave", "on_leave"), ("canAccess", "can_access")):
+            if camel in fields:
+                fields[snake] = fields.pop(camel)
+        known = {field.name for field in attrs.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"unknown stream config field(s) {unknown}; known: {sorted(known)}")
+        return cls(**fields)
+
+
+@attrs.frozen
+class StreamDefinition:
+    """A declared stream as the engine uses it: config plus what was compiled from it."""
+
+    config: StreamConfig
+    validator: Validator
+    history: HistoryPolicy
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @classmethod
+    def compile(cls, config: StreamConfig, default_history: HistoryPolicy) -> StreamDefinition:
+        schema = dict(config.schema) if config.schema is not None else None
+        return cls(config=config, validator=compile_schema(schema), history=config.history or default_history)
+
+
+class _Subscriptable:
+    """Results also answer ``result["new_value"]``, as Motia's dict results do."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key in attrs.fields_dict(type(self)):  # type: ignore[arg-type]
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+@attrs.frozen
+class SetResult(_Subscriptable):
+    """What ``set`` and ``update`` return: the item after, and before (``None`` if created)."""
+
+    new_value: dict[str, Any]
+    old_value: dict[str, Any] | None
+
+
+@attrs.frozen
+class DeleteResult(_Subscriptable):
+    """What ``delete`` returns: the removed item, or ``None`` if there was none."""
+
+    old_value: dict[str, Any] | None

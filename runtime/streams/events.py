@@ -1,0 +1,130 @@
+"""Stream events and their wire envelope, as pure data and pure functions.
+
+An event is encoded once, however many subscribers receive it: `Event.json`
+caches the envelope bytes, and transports cache their own framing of those
+bytes on the event (`Event.frames`), so a fan-out to a thousand
+connections costs one `orjson.dumps` and one framing, not a thousand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["Event", "STATE_TYPES", "envelope"]
+
+#: Event types that change state: they carry an offset and an epoch.
+STATE_TYPES = frozenset({"create", "update", "delete"})
+
+
+def envelope(
+    *,
+    stream: str,
+    group: str,
+    item_id: str | None,
+    timestamp: int,
+    epoch: str | None,
+    offset: int | None,
+    event: dict[str, Any],
+) -> dict[str, Any]:
+    """The wire envelope (protocol.md, "Server → client"), keys in spec order.
+
+    ``epoch``/``offset`` are omitted (not null) when absent, as the protocol
+    marks them an extension that only state and sync events carry.
+    """
+    body: dict[str, Any] = {
+        "type": "stream",
+        "timestamp": timestamp,
+        "streamName": stream,
+        "groupId": group,
+        "id": item_id,
+    }
+    if epoch is not None:
+        body["epoch"] = epoch
+        body["offset"] = offset
+    body["event"] = event
+    return body
+
+
+class Event:
+    """One thing a subscriber receives: a sync, a change, a custom event, a resume marker.
+
+    ``type`` is the envelope's event type (``sync``, ``create``, ``update``,
+    ``delete``, ``event``, ``resumed``). ``data`` is the item (or items, for a
+    group sync; the old value for a delete); for a custom event it is
+    ``{"type": T, "data": D}``.
+    """
+
+    __slots__ = (
+        "stream", "group", "item_id", "type", "data", "timestamp", "epoch", "offset",
+        "replayed", "_json", "frames",
+    )
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        group: str,
+        item_id: str | None,
+        type: str,
+        data: Any,
+        timestamp: int,
+        epoch: str | None = None,
+        offset: int | None = None,
+        replayed: int | None = None,
+    ) -> None:
+        self.stream = stream
+        self.group = group
+        self.item_id = item_id
+        self.type = type
+        self.data = data
+        self.timestamp = timestamp
+        self.epoch = epoch
+        self.offset = offset
+        self.replayed = replayed
+        self._json: bytes | None = None
+        #: Transport-specific encodings of this event, filled on first use
+        #: (e.g. ``frames["ws"]``, ``frames["sse"]``) and shared by every receiver.
+        self.frames: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:
+        where = f"{self.stream}/{self.group}/{self.item_id}"
+        return f"<Event {self.type} {where} epoch={self.epoch} offset={self.offset}>"
+
+    @property
+    def is_state(self) -> bool:
+        return self.type in STATE_TYPES
+
+    @property
+    def position(self) -> str | None:
+        """``epoch:offset``, the resume token (SSE ``id:``), for sync and state events."""
+        if self.epoch is None or self.type in ("event", "resumed"):
+            return None
+        return f"{self.epoch}:{self.offset}"
+
+    def event_body(self) -> dict[str, Any]:
+        if self.type == "event":
+            return {"type": "event", "event": self.data}
+        if self.type == "resumed":
+            return {"type": "resumed", "replayed": self.replayed}
+        return {"type": self.type, "data": self.data}
+
+    def envelope(self) -> dict[str, Any]:
+        return envelope(
+            stream=self.stream,
+            group=self.group,
+            item_id=self.item_id,
+            timestamp=self.timestamp,
+            epoch=self.epoch,
+            offset=self.offset,
+            event=self.event_body(),
+        )
+
+    @property
+    def json(self) -> bytes:
+        """The envelope as JSON bytes, encoded once."""
+        encoded = self._json
+        if encoded is None:
+            encoded = self._json = orjson.dumps(self.envelope())
+        return encoded

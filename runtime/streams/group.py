@@ -1,0 +1,315 @@
+"""The group actor: one per (stream, group), owner of that group's items.
+
+Mutations are serialised by the mailbox, so ``increment``, ``merge`` and
+``set`` are atomic without a lock. One turn takes a batch of messages:
+consecutive mutations are applied to an overlay (the committed items stay
+untouched), stamped with offset and timestamp, committed to storage in one
+transaction, and only then answered, added to the history and published.
+A read or a join in the middle of a batch first commits what came before
+it, so nobody ever sees state that is not committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+import outcome
+
+from actors import Actor
+
+from ..errors import StorageError
+from ..storage.base import ConflictError, GroupCommit, StoredEvent
+from .config import DeleteResult, SetResult, StreamDefinition
+from .events import Event
+from .messages import (
+    MUTATIONS, DeleteItem, GetItem, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem, UpdateItem,
+)
+from .ops import apply_ops
+from .subscribers import Subscriber, SubscriberIndex
+
+if TYPE_CHECKING:
+    from .engine import StreamEngine
+
+__all__ = ["GroupActor"]
+
+logger = logging.getLogger("runtime.streams")
+
+_DELETED: Any = object()
+
+
+class _Segment:
+    """Mutations of one batch not yet committed: an overlay over the items."""
+
+    __slots__ = ("values", "writes", "stored", "events", "indices", "replies", "offset", "timestamp")
+
+    def __init__(self, offset: int, timestamp: int) -> None:
+        self.values: dict[str, Any] = {}  # item id -> new value or _DELETED
+        self.writes: list[tuple[str, dict | None]] = []
+        self.stored: list[StoredEvent] = []
+        self.events: list[Event] = []
+        self.indices: list[int] = []  # positions in the batch, answered at commit
+        self.replies: list[Any] = []  # their replies, in the same order
+        self.offset = offset
+        self.timestamp = timestamp
+
+
+class GroupActor(Actor):
+    max_batch = 256
+
+    def __init__(self, engine: StreamEngine, definition: StreamDefinition, group: str) -> None:
+        self.engine = engine
+        self.definition = definition
+        self.stream = definition.name
+        self.group = group
+        self.subscribers = SubscriberIndex()
+        self._clock: Callable[[], int] = engine.clock
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._load()
+
+    async def _load(self) -> None:
+        state = await self.engine.storage.load_group(self.stream, self.group)
+        self.items: dict[str, dict] = state.items
+        self.epoch = state.epoch
+        self.offset = state.offset
+        self.timestamp = state.timestamp
+        self.history: deque[StoredEvent] = deque(state.history, maxlen=self.definition.history.max_events)
+
+    def can_passivate(self) -> bool:
+        return not self.subscribers
+
+    # -- the turn -------------------------------------------------------------
+
+    async def receive_batch(self, messages: list[Any]) -> list[outcome.Outcome]:
+        results: list[Any] = [None] * len(messages)
+        segment: _Segment | None = None
+        for index, message in enumerate(messages):
+            if isinstance(message, MUTATIONS):
+                if segment is None:
+                    segment = _Segment(self.offset, self.timestamp)
+                results[index] = self._mutate(message, segment, index)
+                continue
+            if segment is not None:
+                await self._commit(segment, results)
+                segment = None
+            results[index] = outcome.capture(self._read_or_subscribe, message)
+        if segment is not None:
+            await self._commit(segment, results)
+        return results
+
+    def _read_or_subscribe(self, message: Any) -> Any:
+        kind = type(message)
+        if kind is GetItem:
+            return self.items.get(message.item_id)
+        if kind is ListItems:
+            return list(self.items.values())
+        if kind is Join:
+            return self._join(message)
+        if kind is Leave:
+            return self.subscribers.remove(message.subscriber, message.subscription_id)
+        if kind is LeaveAll:
+            return self.subscribers.remove_all(message.subscriber)
+        raise TypeError(f"a group actor does not understand {kind.__name__}")
+
+    # -- mutations --------------------------------------------------------------
+
+    def _current(self, segment: _Segment, item_id: str) -> dict | None:
+        value = segment.values.get(item_id, None)
+        if value is None:
+            return self.items.get(item_id)
+        return None if value is _DELETED else value
+
+    def _stamp(self, segment: _Segment) -> int:
+        timestamp = max(self._clock(), segment.timestamp + 1)
+        segment.timestamp = timestamp
+        return timestamp
+
+    def _mutate(self, message: Any, segment: _Segment, index: int) -> outcome.Outcome | None:
+        """Apply one mutation to the overlay. Returns an Error now, or None:
+        a successful mutation is answered only once its segment commits."""
+        try:
+            kind = type(message)
+            if kind is SendEvent:
+                reply: Any = self._emit(message, segment)
+            elif kind is DeleteItem:
+                reply = self._delete(message.item_id, segment)
+            else:
+                reply = self._set(message, segment)
+        except Exception as exc:  # noqa: BLE001 - answered to the caller, changes nothing
+            return outcome.Error(exc)
+        segment.indices.append(index)
+        segment.replies.append(reply)
+        return None
+
+    def _set(self, message: SetItem | UpdateItem, segment: _Segment) -> SetResult:
+        item_id = message.item_id
+        old = self._current(segment, item_id)
+        if type(message) is SetItem:
+            new = {"id": item_id, **message.data}
+        else:
+            new = apply_ops(old, message.ops)
+        new["id"] = item_id
+        self.definition.validator.validate(new)
+        self._record(segment, item_id, "update" if old is not None else "create", new, new)
+        return SetResult(new_value=new, old_value=old)
+
+    def _delete(self, item_id: str, segment: _Segment) -> DeleteResult:
+        old = self._current(segment, item_id)
+        if old is not None:
+            self._record(segment, item_id, "delete", None, old)
+        return DeleteResult(old_value=old)
+
+    def _record(self, segment: _Segment, item_id: str, type_: str, value: dict | None, data: dict) -> None:
+        segment.offset += 1
+        timestamp = self._stamp(segment)
+        segment.values[item_id] = _DELETED if value is None else value
+        segment.writes.append((item_id, value))
+        segment.stored.append(StoredEvent(segment.offset, timestamp, item_id, type_, data))
+        segment.events.append(
+            Event(
+                stream=self.stream, group=self.group, item_id=item_id, type=type_, data=data,
+                timestamp=timestamp, epoch=self.epoch, offset=segment.offset,
+            )
+        )
+
+    def _emit(self, message: SendEvent, segment: _Segment) -> None:
+        segment.events.append(
+            Event(
+                stream=self.stream, group=self.group, item_id=message.item_id, type="event",
+                data={"type": message.type, "data": message.data}, timestamp=self._stamp(segment),
+            )
+        )
+
+    async def _commit(self, segment: _Segment, results: list[Any]) -> None:
+        if segment.writes:
+            commit = GroupCommit(
+                epoch=self.epoch, offset=segment.offset, timestamp=segment.timestamp,
+                writes=segment.writes, events=segment.stored, expected_offset=self.offset,
+            )
+            try:
+                await self.engine.storage.commit(self.stream, self.group, commit, self.definition.history)
+            except ConflictError as exc:
+                logger.warning("%s/%s: %s; reloading the group", self.stream, self.group, exc)
+                self._fail(segment, results, exc)
+                await self._reload_after_conflict()
+                return
+            except Exception as exc:  # noqa: BLE001 - the batch fails, the actor carries on
+                error = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc!r}")
+                if error is not exc:
+                    error.__cause__ = exc
+                logger.error("%s/%s: commit failed: %r", self.stream, self.group, exc)
+                self._fail(segment, results, error)
+                return
+        self._apply(segment)
+        for index, reply in zip(segment.indices, segment.replies):
+            results[index] = outcome.Value(reply)
+        self._publish(segment.events)
+
+    def _fail(self, segment: _Segment, results: list[Any], error: BaseException) -> None:
+        for index in segment.indices:
+            results[index] = outcome.Error(error)
+
+    def _apply(self, segment: _Segment) -> None:
+        items = self.items
+        for item_id, value in segment.writes:
+            if value is None:
+                items.pop(item_id, None)
+            else:
+                items[item_id] = value
+        self.offset = segment.offset
+        self.timestamp = segment.timestamp
+        if segment.stored:
+            history = self.history
+            history.extend(segment.stored)
+            cutoff = self.definition.history.age_cutoff(self.timestamp)
+            while history and history[0].timestamp < cutoff:
+                history.popleft()
+
+    # -- fan-out --------------------------------------------------------------------
+
+    def _publish(self, events: list[Event]) -> None:
+        subscribers = self.subscribers
+        dispatch = self.engine.dispatch_trigger if self.engine.has_triggers(self.stream) else None
+        for event in events:
+            if subscribers:
+                for subscriber in subscribers.targets(event.item_id):
+                    self._deliver(subscriber, event)
+            if dispatch is not None:
+                dispatch(event)
+        self.engine.metrics.events_published += len(events)
+
+    def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
+        try:
+            if not subscriber.deliver(event, initial=initial):
+                self.engine.metrics.slow_consumer_drops += 1
+        except Exception:  # noqa: BLE001 - a broken subscriber must not break the group
+            logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
+            self.subscribers.remove_all(subscriber)
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def _join(self, join: Join) -> Joined:
+        replay = self._replay_for(join)
+        if replay is None:
+            sync = self._sync_event(join.item_id)
+            self._deliver(join.subscriber, sync, initial=True)
+            joined = Joined(epoch=self.epoch, offset=self.offset, resumed=False, replayed=0)
+        else:
+            for event in replay:
+                self._deliver(join.subscriber, event, initial=True)
+            marker = Event(
+                stream=self.stream, group=self.group, item_id=join.item_id, type="resumed", data=None,
+                timestamp=self._bump_timestamp(), epoch=self.epoch, offset=self.offset, replayed=len(replay),
+            )
+            self._deliver(join.subscriber, marker, initial=True)
+            joined = Joined(epoch=self.epoch, offset=self.offset, resumed=True, replayed=len(replay))
+        self.subscribers.add(join.subscriber, join.subscription_id, join.item_id)
+        return joined
+
+    def _bump_timestamp(self) -> int:
+        self.timestamp = max(self._clock(), self.timestamp + 1)
+        return self.timestamp
+
+    def _sync_event(self, item_id: str | None) -> Event:
+        data: Any = list(self.items.values()) if item_id is None else self.items.get(item_id)
+        return Event(
+            stream=self.stream, group=self.group, item_id=item_id, type="sync", data=data,
+            timestamp=self._bump_timestamp(), epoch=self.epoch, offset=self.offset,
+        )
+
+    def _replay_for(self, join: Join) -> list[Event] | None:
+        """The events after ``since``, or None when only a fresh sync is honest.
+
+        Offsets in the history are contiguous, so the replay is complete
+        exactly when the first missing event is still there; otherwise the
+        subscriber gets a sync, never a partial replay.
+        """
+        if join.since is None:
+            return None
+        epoch, since = join.since
+        if epoch != self.epoch or not 0 <= since <= self.offset:
+            return None
+        if since == self.offset:
+            return []
+        history = self.history
+        if not history or history[0].offset > since + 1:
+            return None
+        return [
+            Event(
+                stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type,
+                data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
+            )
+            for stored in history
+            if stored.offset > since and (join.item_id is None or stored.item_id == join.item_id)
+        ]
+
+    async def _reload_after_conflict(self) -> None:
+        """Storage moved on without us: reload and give every subscriber a fresh sync."""
+        await self._load()
+        for subscriber in self.subscribers.all_subscribers():
+            for subscription_id, item_id in self.subscribers.subscriptions_of(subscriber).items():
+                self._deliver(subscriber, self._sync_event(item_id), initial=True)

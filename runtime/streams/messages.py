@@ -1,0 +1,86 @@
+"""Messages a group actor understands. Plain frozen data, built by the caller."""
+
+from __future__ import annotations
+
+from typing import Any, Hashable
+
+import attrs
+
+from .subscribers import Subscriber
+
+__all__ = [
+    "GetItem", "ListItems", "SetItem", "UpdateItem", "DeleteItem", "SendEvent",
+    "Join", "Joined", "Leave", "LeaveAll", "MUTATIONS",
+]
+
+
+@attrs.frozen(slots=True)
+class GetItem:
+    item_id: str
+
+
+@attrs.frozen(slots=True)
+class ListItems:
+    pass
+
+
+@attrs.frozen(slots=True)
+class SetItem:
+    item_id: str
+    data: dict[str, Any]  # already checked to be JSON and copied by the caller
+
+
+@attrs.frozen(slots=True)
+class UpdateItem:
+    item_id: str
+    ops: list[Any]
+
+
+@attrs.frozen(slots=True)
+class DeleteItem:
+    item_id: str
+
+
+@attrs.frozen(slots=True)
+class SendEvent:
+    item_id: str | None
+    type: str
+    data: Any
+
+
+@attrs.frozen(slots=True)
+class Join:
+    """Snapshot (or replay) and registration in one turn of the group actor.
+
+    ``since`` is ``(epoch, offset)`` to resume from, or None for a sync.
+    """
+
+    subscriber: Subscriber
+    subscription_id: Hashable
+    item_id: str | None = None
+    since: tuple[str, int] | None = None
+
+
+@attrs.frozen(slots=True)
+class Joined:
+    """The reply to a join: where the subscriber now stands."""
+
+    epoch: str
+    offset: int
+    resumed: bool
+    replayed: int
+
+
+@attrs.frozen(slots=True)
+class Leave:
+    subscriber: Subscriber
+    subscription_id: Hashable
+
+
+@attrs.frozen(slots=True)
+class LeaveAll:
+    subscriber: Subscriber
+
+
+#: Messages that change state (or emit): they are grouped into one commit.
+MUTATIONS = (SetItem, UpdateItem, DeleteItem, SendEvent)

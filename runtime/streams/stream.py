@@ -1,0 +1,126 @@
+"""`Stream`: the handle step files declare at module level.
+
+A handle holds a name (and maybe a config), never state: every call goes to
+the engine bound to the running task, and from there to the group's actor.
+Arguments are checked and data is copied in the caller's task, before
+anything is sent, so bad input changes nothing and costs the actor nothing;
+results are copied back, so a caller can never alter what the group holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from .config import DeleteResult, SetResult, StreamConfig
+from .engine import StreamEngine, current_engine
+from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem
+from .ops import check_json
+
+__all__ = ["Stream"]
+
+
+def _json_copy(value: Any) -> Any:
+    return orjson.loads(orjson.dumps(value))
+
+
+def _check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+class Stream:
+    """``Stream("todo")`` or ``Stream(StreamConfig(name="todo", schema=...))``.
+
+    Every method is async and acts on the running app's stream of that name.
+    """
+
+    __slots__ = ("name", "config", "_engine")
+
+    def __init__(self, config: str | StreamConfig | Mapping[str, Any], *, engine: StreamEngine | None = None) -> None:
+        if isinstance(config, str):
+            self.name, self.config = config, None
+        elif isinstance(config, StreamConfig):
+            self.name, self.config = config.name, config
+        elif isinstance(config, Mapping):
+            parsed = StreamConfig.from_dict(config)
+            self.name, self.config = parsed.name, parsed
+        else:
+            raise TypeError("Stream() takes a name, a StreamConfig or a dict of its fields")
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"Stream({self.name!r})"
+
+    def bind(self, engine: StreamEngine) -> Stream:
+        """A handle tied to ``engine`` rather than to the running task's."""
+        return Stream(self.config or self.name, engine=engine)
+
+    def _ref(self, group_id: str) -> Any:
+        engine = self._engine or current_engine()
+        return engine.group_ref(self.name, _check_id(group_id, "group_id"))
+
+    async def get(self, group_id: str, item_id: str) -> dict[str, Any] | None:
+        """The item, or None."""
+        item = await self._ref(group_id).ask(GetItem(_check_id(item_id, "item_id")))
+        return None if item is None else _json_copy(item)
+
+    async def set(self, group_id: str, item_id: str, data: Mapping[str, Any]) -> SetResult:
+        """Replace (or create) the item; emits ``create`` or ``update``."""
+        ref = self._ref(group_id)
+        _check_id(item_id, "item_id")
+        if not isinstance(data, Mapping):
+            raise TypeError(f"item data must be a JSON object (a dict), not {type(data).__name__}")
+        check_json(data)
+        result = await ref.ask(SetItem(item_id, _json_copy(dict(data))))
+        return _copy_set_result(result)
+
+    async def update(self, group_id: str, item_id: str, ops: list[Any]) -> SetResult:
+        """Apply ``ops`` atomically (all or none); upserts from ``{}``."""
+        ref = self._ref(group_id)
+        _check_id(item_id, "item_id")
+        check_json(ops, "ops")
+        result = await ref.ask(UpdateItem(item_id, _json_copy(ops)))
+        return _copy_set_result(result)
+
+    async def delete(self, group_id: str, item_id: str) -> DeleteResult:
+        """Remove the item; emits ``delete`` only if it existed."""
+        result = await self._ref(group_id).ask(DeleteItem(_check_id(item_id, "item_id")))
+        old = result.old_value
+        return result if old is None else DeleteResult(old_value=_json_copy(old))
+
+    async def list(self, group_id: str) -> list[dict[str, Any]]:
+        """The group's items in insertion order."""
+        items = await self._ref(group_id).ask(ListItems())
+        return _json_copy(items) if items else []
+
+    get_group = list
+
+    async def list_groups(self) -> list[str]:
+        """Ids of the groups that hold items, sorted."""
+        engine = self._engine or current_engine()
+        engine.definition(self.name)
+        return await engine.storage.list_groups(self.name)
+
+    async def send(self, channel: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Emit an ephemeral event to the group's (or one item's) subscribers; nothing is stored.
+
+        ``channel`` is ``{"group_id": g, "id": item_or_None}`` (Motia's
+        ``groupId`` is accepted); ``event`` is ``{"type": T, "data": D}``.
+        """
+        group_id = channel.get("group_id", channel.get("groupId"))
+        item_id = channel.get("id", channel.get("item_id"))
+        if item_id is not None:
+            _check_id(item_id, "id")
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str) or not event["type"]:
+            raise TypeError('an event needs a non-empty string "type"')
+        data = event.get("data")
+        check_json(data, "event data")
+        await self._ref(group_id).ask(SendEvent(item_id, event["type"], _json_copy(data)))
+
+
+def _copy_set_result(result: SetResult) -> SetResult:
+    old = result.old_value
+    return SetResult(new_value=_json_copy(result.new_value), old_value=None if old is None else _json_copy(old))

@@ -1,0 +1,294 @@
+"""What only a durable, threaded backend must prove: restarts, atomic files, a free event loop."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from runtime.errors import StorageError
+from runtime.storage import (
+    ConflictError,
+    HistoryPolicy,
+    MemoryStorage,
+    SQLiteStorage,
+    StoredEvent,
+    open_storage,
+)
+from runtime.storage.sqlite import SCHEMA_VERSION
+from tests.storage.test_storage_contract import GroupWriter, item, ordered
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "runtime.sqlite3"
+
+
+def dump(path: Path) -> list[str]:
+    """Every row of every table, read through a separate connection (WAL included)."""
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+# -- restart -----------------------------------------------------------------
+
+
+async def test_restart_keeps_items_offsets_epoch_and_history(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        await writer.commit(("a", item("a")), ("b", item("b")), ("c", item("c")))
+        await writer.commit(("b", None), ("b", item("b", again=True)), ("a", item("a", v=2)))
+        await storage.state_set("orders", "o1", {"total": 12})
+        before = await storage.load_group("todo", "g1")
+
+    async with SQLiteStorage(db_path) as restarted:
+        after = await restarted.load_group("todo", "g1")
+        assert after == before
+        assert ordered(after.items) == [
+            ("a", item("a", v=2)),
+            ("c", item("c")),
+            ("b", item("b", again=True)),
+        ]
+        assert await restarted.list_groups("todo") == ["g1"]
+        assert await restarted.state_get("orders", "o1") == {"total": 12}
+
+        # The group carries on where it stopped: same epoch, next offset.
+        writer.storage = restarted
+        await writer.commit(("d", item("d")))
+        assert (await restarted.load_group("todo", "g1")).offset == 7
+
+
+async def test_memory_restart_starts_a_new_epoch() -> None:
+    async with MemoryStorage() as first:
+        writer = await GroupWriter.load(first)
+        await writer.commit(("a", item("a")))
+    async with MemoryStorage() as after_restart:
+        state = await after_restart.load_group("todo", "g1")
+    assert (state.offset, state.items) == (0, {})
+    assert state.epoch != writer.epoch
+
+
+async def test_file_has_current_schema_version_and_wal(db_path: Path) -> None:
+    async with SQLiteStorage(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+async def test_file_from_a_newer_schema_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+    with pytest.raises(StorageError, match="newer"):
+        await SQLiteStorage(db_path).open()
+
+
+async def test_sqlite_failures_surface_as_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="cannot open"):
+        await SQLiteStorage(tmp_path).open()  # a directory, not a database file
+
+
+def test_unknown_synchronous_mode_is_refused(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="NORMAL"):
+        SQLiteStorage(db_path, synchronous="SOMETIMES")
+
+
+# -- atomic commits --------------------------------------------------------------
+
+
+async def test_conflicting_commit_leaves_the_file_unchanged(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        await writer.commit(("a", item("a")), ("b", item("b")))
+        before = dump(db_path)
+
+        stale = attrs.evolve(writer.build(("a", None), ("c", item("c"))), expected_offset=1)
+        with pytest.raises(ConflictError):
+            await storage.commit("todo", "g1", stale, HistoryPolicy())
+
+        assert dump(db_path) == before
+
+
+async def test_commit_failing_halfway_rolls_back_every_write(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        await writer.commit(("a", item("a")))
+        before = dump(db_path)
+
+        # The item writes succeed, then an event reuses a stored offset: the
+        # history insert fails after the items table was already written.
+        batch = writer.build(("a", None), ("z", item("z")))
+        clash = StoredEvent(1, batch.timestamp, "z", "create", item("z"))
+        with pytest.raises(StorageError, match="UNIQUE"):
+            await storage.commit("todo", "g1", attrs.evolve(batch, events=[clash]), HistoryPolicy())
+
+        assert dump(db_path) == before
+
+
+async def test_loading_an_unknown_group_writes_nothing(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        before = dump(db_path)
+        await storage.load_group("todo", "probe")
+        assert dump(db_path) == before
+
+
+async def test_value_json_cannot_hold_raises_type_error_and_writes_nothing(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        before = dump(db_path)
+
+        with pytest.raises(TypeError):
+            await writer.commit(("a", item("a", when={1, 2})))
+
+        assert dump(db_path) == before
+
+
+# -- the event loop stays free ---------------------------------------------------
+
+
+async def test_commit_waiting_on_the_disk_lets_other_tasks_run(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        committed = trio.Event()
+
+        async def commit() -> None:
+            await writer.commit(("a", item("a")))
+            committed.set()
+
+        # Another connection holds the write lock, so the commit cannot finish
+        # until this task, which can only run if the loop is free, lets it go.
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(commit)
+                await trio.testing.wait_all_tasks_blocked()
+                for _ in range(100):
+                    await trio.sleep(0)
+                assert not committed.is_set()
+                blocker.execute("COMMIT")
+        finally:
+            blocker.close()
+
+        assert committed.is_set()
+        assert list((await storage.load_group("todo", "g1")).items) == ["a"]
+
+
+async def test_large_commit_lets_other_tasks_run(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        writer = await GroupWriter.load(storage)
+        writes = [(f"item-{n:05}", item(f"item-{n:05}", text="x" * 200)) for n in range(2_000)]
+        ticks = 0
+
+        async def count_ticks() -> None:
+            # Spin only until the point is made: a spinning task competes with
+            # the worker thread for the GIL and would slow the commit down.
+            nonlocal ticks
+            while ticks < 50:
+                ticks += 1
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(count_ticks)
+            await writer.commit(*writes)
+            nursery.cancel_scope.cancel()
+
+        # Blocking the loop for the whole commit would allow one tick at most.
+        assert ticks > 20
+        assert (await storage.load_group("todo", "g1")).offset == 2_000
+
+
+# -- concurrency --------------------------------------------------------------------
+
+
+async def test_fifty_tasks_commit_to_fifty_groups(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+
+        async def work(n: int) -> None:
+            writer = await GroupWriter.load(storage, "load", f"g{n:02}")
+            for round_ in range(3):
+                await writer.commit((f"i{round_}", item(f"i{round_}", by=n)), ("count", item("count", n=round_)))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(50):
+                nursery.start_soon(work, n)
+
+        assert await storage.list_groups("load") == [f"g{n:02}" for n in range(50)]
+        for n in range(50):
+            state = await storage.load_group("load", f"g{n:02}")
+            assert state.offset == 6
+            assert list(state.items) == ["i0", "count", "i1", "i2"]
+            assert state.items["count"] == item("count", n=2)
+
+
+async def test_aclose_closes_the_file_even_when_cancelled(db_path: Path) -> None:
+    storage = SQLiteStorage(db_path)
+    await storage.open()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await storage.aclose()
+
+    with pytest.raises(StorageError, match="not open"):
+        await storage.state_get("s", "k")
+
+
+# -- choosing a backend by URL ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["memory", "memory://", "MEMORY"])
+def test_memory_urls(url: str) -> None:
+    assert isinstance(open_storage(url), MemoryStorage)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:data/app.db", "data/app.db"),
+        ("sqlite:/srv/app.db", "/srv/app.db"),
+        ("sqlite:///srv/app.db", "/srv/app.db"),
+        ("sqlite://data/app.db", "data/app.db"),
+    ],
+)
+def test_sqlite_urls(url: str, path: str) -> None:
+    storage = open_storage(url)
+    assert isinstance(storage, SQLiteStorage)
+    assert storage.path == Path(path)
+
+
+async def test_sqlite_url_creates_parent_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with open_storage("sqlite:.runtime/nested/app.db") as storage:
+        await storage.state_set("s", "k", 1)
+    assert (tmp_path / ".runtime" / "nested" / "app.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "postgres://db/app", "sqlite:", "memory:extra", ""]
+)
+def test_unsupported_url_names_what_is_supported(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        open_storage(url)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert repr(url) in message
+    for supported in ("'memory'", "'sqlite:PATH'", "'sqlite:///abs/path'", "'sqlite://relative/path'"):
+        assert supported in message
+
+
+def test_redis_url_says_redis_is_not_available_yet() -> None:
+    with pytest.raises(ValueError, match="redis is not available yet"):
+        open_storage("redis://localhost:6379/0")

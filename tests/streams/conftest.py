@@ -1,0 +1,47 @@
+"""Fixtures for the streams suite: the same tests run against every backend."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from runtime import MemoryStorage, SQLiteStorage
+
+
+class Probe:
+    """A subscriber that records what it is given (a connection's stand-in)."""
+
+    def __init__(self, accept: bool = True) -> None:
+        self.events: list = []
+        self.accept = accept
+
+    def deliver(self, event, *, initial: bool = False) -> bool:
+        if not self.accept and not initial:
+            return False
+        self.events.append(event)
+        return True
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events]
+
+    def offsets(self) -> list:
+        return [event.offset for event in self.events]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request, tmp_path):
+    """A factory for a storage of the parametrised kind; the same path each call (a restart)."""
+    path = tmp_path / "streams.db"
+
+    def make():
+        return MemoryStorage() if request.param == "memory" else SQLiteStorage(path)
+
+    make.kind = request.param
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _quiet(caplog):
+    caplog.set_level(logging.CRITICAL + 1, logger="actors")
+    caplog.set_level(logging.CRITICAL + 1, logger="runtime.streams")
