@@ -69,7 +69,30 @@ class GroupActor(Actor):
     # -- lifecycle ------------------------------------------------------------
 
     async def on_start(self) -> None:
-        await self._load()
+        self._loaded = False
+        try:
+            await self._load()
+        except Exception as exc:  # noqa: BLE001 - retried on the next turn
+            logger.error("%s/%s: could not load the group: %r", self.stream, self.group, exc)
+
+    async def _ensure_loaded(self) -> StorageError | None:
+        """Load lazily after a failed start, so an outage fails calls fast and clearly.
+
+        While storage cannot load the group, each turn answers its messages
+        with a `StorageError` and tries again next time: no restart loop, no
+        caller left waiting for a backoff.
+        """
+        if self._loaded:
+            return None
+        try:
+            await self._load()
+        except Exception as exc:  # noqa: BLE001 - answered to every caller of this turn
+            if isinstance(exc, StorageError):
+                return exc
+            error = StorageError(f"could not load {self.stream}/{self.group}: {exc!r}")
+            error.__cause__ = exc
+            return error
+        return None
 
     async def _load(self) -> None:
         state = await self.engine.storage.load_group(self.stream, self.group)
@@ -78,6 +101,7 @@ class GroupActor(Actor):
         self.offset = state.offset
         self.timestamp = state.timestamp
         self.history: deque[StoredEvent] = deque(state.history, maxlen=self.definition.history.max_events)
+        self._loaded = True
 
     def can_passivate(self) -> bool:
         return not self.subscribers
@@ -85,6 +109,10 @@ class GroupActor(Actor):
     # -- the turn -------------------------------------------------------------
 
     async def receive_batch(self, messages: list[Any]) -> list[outcome.Outcome]:
+        if not self._loaded:
+            error = await self._ensure_loaded()
+            if error is not None:
+                return [outcome.Error(error)] * len(messages)
         results: list[Any] = [None] * len(messages)
         segment: _Segment | None = None
         for index, message in enumerate(messages):
