@@ -19,6 +19,7 @@ import trio
 from .actor import Actor, ActorRef
 from .deadlines import AskDeadlines
 from .errors import ActorStopped
+from .exceptions import sole_error
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy
 from .supervisor import ActorOptions, Supervisor
@@ -88,9 +89,9 @@ class ActorSystem:
         except BaseExceptionGroup as group:
             # Trio wraps everything in groups; give callers the one error they
             # can act on when there is just one (the body's own, or ActorFailed).
-            leaves = _leaves(group)
-            if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
-                raise leaves[0] from None
+            error = sole_error(group)
+            if error is not None:
+                raise error from None
             raise
 
     async def _run_timer(self, scope: trio.CancelScope) -> None:
@@ -137,13 +138,3 @@ class ActorSystem:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         self.root.cancel()
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        else:
-            leaves.append(exc)
-    return leaves
