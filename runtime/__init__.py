@@ -1,29 +1,26 @@
 """A real-time streams runtime on Trio: streams of groups of items, live to every subscriber.
 
-The public API (docs/streams.md, docs/storage.md). Everything a user imports
-comes from here.
+The public API. Everything a user imports comes from here; a Motia Python
+step file ports by changing its imports to ``from runtime import ...``.
 """
 
+from .app import App
 from .errors import StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
+from .logs import Logger, configure_logging
+from .state import State
+from .steps import (
+    ApiRequest, ApiResponse, FlowContext, ProjectError, RetryPolicy, RuntimeClock, Step, StreamTriggerInput,
+    TriggerInfo, cron, http, load_project, queue, step, stream,
+)
+from .steps.context import emit, enqueue, logger, state
 from .storage import HistoryPolicy, MemoryStorage, SQLiteStorage, Storage, open_storage
 from .streams import DeleteResult, Event, SetResult, Stream, StreamConfig, StreamEngine, Subscriber
 
 __all__ = [
-    "DeleteResult",
-    "Event",
-    "HistoryPolicy",
-    "MemoryStorage",
-    "SQLiteStorage",
-    "SetResult",
-    "StorageError",
-    "Storage",
-    "Stream",
-    "StreamConfig",
-    "StreamEngine",
-    "StreamNotFound",
-    "Subscriber",
-    "Unauthorized",
-    "UpdateError",
-    "ValidationError",
-    "open_storage",
+    "ApiRequest", "ApiResponse", "App", "DeleteResult", "Event", "FlowContext", "HistoryPolicy", "Logger",
+    "MemoryStorage", "ProjectError", "RetryPolicy", "RuntimeClock", "SQLiteStorage", "SetResult", "State",
+    "Step", "Storage", "StorageError", "Stream", "StreamConfig", "StreamEngine", "StreamNotFound",
+    "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError", "ValidationError",
+    "configure_logging", "cron", "emit", "enqueue", "http", "load_project", "logger", "open_storage", "queue",
+    "state", "step", "stream",
 ]

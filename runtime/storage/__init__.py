@@ -12,6 +12,7 @@ from runtime.storage.base import (
     GroupCommit,
     GroupState,
     HistoryPolicy,
+    QueuedMessage,
     Storage,
     StoredEvent,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "GroupState",
     "HistoryPolicy",
     "MemoryStorage",
+    "QueuedMessage",
     "SQLiteStorage",
     "Storage",
     "StoredEvent",

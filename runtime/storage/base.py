@@ -7,6 +7,11 @@ never interprets items or update ops; it only has to load a group on
 activation, apply a batch atomically, and refuse a batch computed from a state
 it no longer holds (compare-and-set on epoch and offset), which is what lets a
 shared backend such as Redis detect a second writer for the same group.
+
+Queues are just as dumb on this side: the step runner keeps the schedule
+(due times, retries, concurrency) in memory and uses storage only to persist
+each pending message and each dead letter, so a durable backend can hand the
+pending ones back after a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "GroupCommit",
     "GroupState",
     "HistoryPolicy",
+    "QueuedMessage",
     "Storage",
     "StoredEvent",
     "check_expected",
@@ -88,6 +94,21 @@ class HistoryPolicy:
         return newest_timestamp - self.max_age_ms
 
 
+@attrs.frozen(slots=True)
+class QueuedMessage:
+    """One copy of a queued message, for one subscribed step; pending or dead-lettered."""
+
+    id: str  # unique message id (the runner makes a uuid4 hex)
+    topic: str
+    step: str  # the step this copy is for (one copy per subscribed step)
+    data: Any  # a JSON value
+    trace_id: str | None
+    attempts: int = 0  # attempts already made
+    due_ms: int = 0  # wall-clock ms before which it must not run
+    enqueued_ms: int = 0
+    last_error: str | None = None
+
+
 class ConflictError(StorageError):
     """The stored group moved on since the batch was computed; nothing was written.
 
@@ -142,7 +163,7 @@ def check_expected(
 
 
 class Storage(abc.ABC):
-    """Where group state, group history and ``ctx.state`` live between activations.
+    """Where group state and history, ``ctx.state`` and queued messages live between activations.
 
     Every method may raise ``StorageError``; a failed ``commit`` changed
     nothing. Values are JSON: a value JSON cannot represent raises
@@ -215,3 +236,40 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def state_clear(self, scope: str) -> None:
         """Remove every key of ``scope``."""
+
+    # -- queues ----------------------------------------------------------
+    #
+    # Pending messages and dead letters are two separate collections keyed
+    # by message id. Both keep the order in which an id was first stored
+    # there: replacing a stored id keeps its place, while an id removed and
+    # stored again goes last. A message's ``data`` that JSON cannot represent
+    # raises ``TypeError`` and changes nothing.
+
+    @abc.abstractmethod
+    async def queue_put(self, message: QueuedMessage) -> None:
+        """Store a pending message, or replace the pending one with its id (a retry)."""
+
+    @abc.abstractmethod
+    async def queue_ack(self, message_id: str) -> None:
+        """Remove a pending message; an unknown id is not an error."""
+
+    @abc.abstractmethod
+    async def queue_pending(self) -> list[QueuedMessage]:
+        """Every pending message, in enqueue order (a replaced message keeps its place)."""
+
+    @abc.abstractmethod
+    async def queue_dead(self, message: QueuedMessage) -> None:
+        """Move a message to the dead letters: one atomic change.
+
+        Removes the pending message with its id (if there is one) and stores
+        ``message`` as a dead letter, replacing one with the same id (which
+        keeps its place).
+        """
+
+    @abc.abstractmethod
+    async def dead_letters(self, topic: str | None = None) -> list[QueuedMessage]:
+        """Dead letters, oldest first; only ``topic``'s when given."""
+
+    @abc.abstractmethod
+    async def dead_letter_take(self, message_id: str) -> QueuedMessage | None:
+        """Remove and return one dead letter (to replay it); ``None`` when there is none."""

@@ -9,8 +9,9 @@ work that keeps storage safe from its callers:
 - The mappings storage owns (a group's ``items`` dict, its history) are
   copied on the way out, so a caller adding or removing entries in a loaded
   ``GroupState`` cannot corrupt storage.
-- ``ctx.state`` values are kept JSON-encoded, which both deep-copies them and
-  refuses what the durable backends would refuse.
+- ``ctx.state`` values, and the ``data`` of queued messages, are kept
+  JSON-encoded, which both deep-copies them and refuses what the durable
+  backends would refuse; every read decodes a fresh copy.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from runtime.storage.base import (
     GroupCommit,
     GroupState,
     HistoryPolicy,
+    QueuedMessage,
     Storage,
     StoredEvent,
     check_expected,
@@ -69,6 +71,22 @@ class _StoredGroup:
             history.popleft()
 
 
+@attrs.frozen(slots=True)
+class _StoredMessage:
+    """A queued message as stored: its ``data`` encoded, so neither side can change it."""
+
+    message: QueuedMessage  # with data=None; the value lives in ``data``
+    data: bytes
+
+    @classmethod
+    def encode(cls, message: QueuedMessage) -> _StoredMessage:
+        data = orjson.dumps(message.data)  # a TypeError here changes nothing
+        return cls(attrs.evolve(message, data=None), data)
+
+    def decode(self) -> QueuedMessage:
+        return attrs.evolve(self.message, data=orjson.loads(self.data))
+
+
 class MemoryStorage(Storage):
     """Everything in dicts owned by this object; the module docstring gives the copy contract."""
 
@@ -78,6 +96,9 @@ class MemoryStorage(Storage):
         self._is_open = False
         self._groups: dict[str, dict[str, _StoredGroup]] = {}  # stream -> group id -> group
         self._state: dict[str, dict[str, bytes]] = {}  # scope -> key -> JSON
+        # id -> message; a dict keeps first-insertion order and a replace keeps its place
+        self._pending: dict[str, _StoredMessage] = {}
+        self._dead: dict[str, _StoredMessage] = {}
 
     async def open(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -161,3 +182,40 @@ class MemoryStorage(Storage):
         await trio.lowlevel.checkpoint()
         self._check_open()
         self._state.pop(scope, None)
+
+    async def queue_put(self, message: QueuedMessage) -> None:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        self._pending[message.id] = _StoredMessage.encode(message)
+
+    async def queue_ack(self, message_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        self._pending.pop(message_id, None)
+
+    async def queue_pending(self) -> list[QueuedMessage]:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return [stored.decode() for stored in self._pending.values()]
+
+    async def queue_dead(self, message: QueuedMessage) -> None:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        stored = _StoredMessage.encode(message)  # before removing anything
+        self._pending.pop(message.id, None)
+        self._dead[message.id] = stored
+
+    async def dead_letters(self, topic: str | None = None) -> list[QueuedMessage]:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return [
+            stored.decode()
+            for stored in self._dead.values()
+            if topic is None or stored.message.topic == topic
+        ]
+
+    async def dead_letter_take(self, message_id: str) -> QueuedMessage | None:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        stored = self._dead.pop(message_id, None)
+        return None if stored is None else stored.decode()

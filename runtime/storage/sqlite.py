@@ -16,6 +16,9 @@ Why it is built this way:
 - Values are stored as JSON text (orjson), and encoded in the worker thread
   before the transaction starts, so a value JSON cannot represent raises
   ``TypeError`` without holding the write lock or changing anything.
+- Queued messages are one row each, in ``queue_pending`` or ``queue_dead``;
+  a ``seq`` column keeps the order an id was first stored in (a replace
+  keeps it), and moving a message to the dead letters is one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from runtime.storage.base import (
     GroupCommit,
     GroupState,
     HistoryPolicy,
+    QueuedMessage,
     Storage,
     StoredEvent,
     check_expected,
@@ -69,6 +73,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE state (
             scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
             PRIMARY KEY (scope, key)) WITHOUT ROWID""",
+    ),
+    # 1 -> 2: durable queues. Rowid tables (not WITHOUT ROWID): a message's data
+    # can be large. seq orders each table by first insertion, as items' does.
+    (
+        """CREATE TABLE queue_pending (
+            id TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL,
+            topic TEXT NOT NULL, step TEXT NOT NULL, data TEXT NOT NULL, trace_id TEXT,
+            attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL, enqueued_ms INTEGER NOT NULL,
+            last_error TEXT)""",
+        "CREATE INDEX queue_pending_by_seq ON queue_pending (seq)",
+        """CREATE TABLE queue_dead (
+            id TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL,
+            topic TEXT NOT NULL, step TEXT NOT NULL, data TEXT NOT NULL, trace_id TEXT,
+            attempts INTEGER NOT NULL, due_ms INTEGER NOT NULL, enqueued_ms INTEGER NOT NULL,
+            last_error TEXT)""",
+        "CREATE INDEX queue_dead_by_seq ON queue_dead (seq)",
+        "CREATE INDEX queue_dead_by_topic ON queue_dead (topic, seq)",
     ),
 )
 #: The version a file has once opened, kept in ``PRAGMA user_version``.
@@ -112,6 +133,25 @@ _STATE_SET = """
 _STATE_DELETE = "DELETE FROM state WHERE scope = ? AND key = ?"
 _STATE_LIST = "SELECT key, value FROM state WHERE scope = ? ORDER BY key"
 _STATE_CLEAR = "DELETE FROM state WHERE scope = ?"
+
+# Both queue tables have the same columns; {table} is one of the two names, never input.
+_MESSAGE_COLUMNS = "id, topic, step, data, trace_id, attempts, due_ms, enqueued_ms, last_error"
+_UPSERT_MESSAGE = """
+    INSERT INTO {table} (seq, id, topic, step, data, trace_id, attempts, due_ms, enqueued_ms,
+                         last_error)
+    VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        topic = excluded.topic, step = excluded.step, data = excluded.data,
+        trace_id = excluded.trace_id, attempts = excluded.attempts, due_ms = excluded.due_ms,
+        enqueued_ms = excluded.enqueued_ms, last_error = excluded.last_error"""
+_UPSERT_PENDING = _UPSERT_MESSAGE.format(table="queue_pending")
+_UPSERT_DEAD = _UPSERT_MESSAGE.format(table="queue_dead")
+_DELETE_PENDING = "DELETE FROM queue_pending WHERE id = ?"
+_SELECT_PENDING = f"SELECT {_MESSAGE_COLUMNS} FROM queue_pending ORDER BY seq"
+_SELECT_DEAD = f"SELECT {_MESSAGE_COLUMNS} FROM queue_dead ORDER BY seq"
+_SELECT_DEAD_OF_TOPIC = f"SELECT {_MESSAGE_COLUMNS} FROM queue_dead WHERE topic = ? ORDER BY seq"
+_SELECT_ONE_DEAD = f"SELECT {_MESSAGE_COLUMNS} FROM queue_dead WHERE id = ?"
+_DELETE_DEAD = "DELETE FROM queue_dead WHERE id = ?"
 
 
 def _encode(value: Any) -> str:
@@ -248,6 +288,71 @@ def _state_clear(conn: sqlite3.Connection, scope: str) -> None:
     conn.execute(_STATE_CLEAR, (scope,))
 
 
+def _message_row(message: QueuedMessage) -> tuple[Any, ...]:
+    """``_UPSERT_MESSAGE``'s parameters; encodes ``data``: call it before a transaction."""
+    return (
+        message.id,
+        message.topic,
+        message.step,
+        _encode(message.data),
+        message.trace_id,
+        message.attempts,
+        message.due_ms,
+        message.enqueued_ms,
+        message.last_error,
+    )
+
+
+def _message(row: tuple[Any, ...]) -> QueuedMessage:
+    """A row in ``_MESSAGE_COLUMNS`` order."""
+    id_, topic, step, data, trace_id, attempts, due_ms, enqueued_ms, last_error = row
+    return QueuedMessage(
+        id=id_,
+        topic=topic,
+        step=step,
+        data=orjson.loads(data),
+        trace_id=trace_id,
+        attempts=attempts,
+        due_ms=due_ms,
+        enqueued_ms=enqueued_ms,
+        last_error=last_error,
+    )
+
+
+def _queue_put(conn: sqlite3.Connection, message: QueuedMessage) -> None:
+    conn.execute(_UPSERT_PENDING, _message_row(message))  # one statement: its own transaction
+
+
+def _queue_ack(conn: sqlite3.Connection, message_id: str) -> None:
+    conn.execute(_DELETE_PENDING, (message_id,))
+
+
+def _queue_pending(conn: sqlite3.Connection) -> list[QueuedMessage]:
+    return [_message(row) for row in conn.execute(_SELECT_PENDING)]
+
+
+def _queue_dead(conn: sqlite3.Connection, message: QueuedMessage) -> None:
+    row = _message_row(message)
+    with _transaction(conn):
+        conn.execute(_DELETE_PENDING, (message.id,))
+        conn.execute(_UPSERT_DEAD, row)
+
+
+def _dead_letters(conn: sqlite3.Connection, topic: str | None) -> list[QueuedMessage]:
+    if topic is None:
+        return [_message(row) for row in conn.execute(_SELECT_DEAD)]
+    return [_message(row) for row in conn.execute(_SELECT_DEAD_OF_TOPIC, (topic,))]
+
+
+def _dead_letter_take(conn: sqlite3.Connection, message_id: str) -> QueuedMessage | None:
+    with _transaction(conn):
+        row = conn.execute(_SELECT_ONE_DEAD, (message_id,)).fetchone()
+        if row is None:
+            return None
+        conn.execute(_DELETE_DEAD, (message_id,))
+    return _message(row)
+
+
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; _transaction() says where they are.
@@ -331,6 +436,24 @@ class SQLiteStorage(Storage):
 
     async def state_clear(self, scope: str) -> None:
         await self._run(_state_clear, scope)
+
+    async def queue_put(self, message: QueuedMessage) -> None:
+        await self._run(_queue_put, message)
+
+    async def queue_ack(self, message_id: str) -> None:
+        await self._run(_queue_ack, message_id)
+
+    async def queue_pending(self) -> list[QueuedMessage]:
+        return await self._run(_queue_pending)
+
+    async def queue_dead(self, message: QueuedMessage) -> None:
+        await self._run(_queue_dead, message)
+
+    async def dead_letters(self, topic: str | None = None) -> list[QueuedMessage]:
+        return await self._run(_dead_letters, topic)
+
+    async def dead_letter_take(self, message_id: str) -> QueuedMessage | None:
+        return await self._run(_dead_letter_take, message_id)
 
     # -- the worker side: everything below runs in the worker thread ------
 

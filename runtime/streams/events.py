@@ -58,7 +58,7 @@ class Event:
 
     __slots__ = (
         "stream", "group", "item_id", "type", "data", "timestamp", "epoch", "offset",
-        "replayed", "_json", "frames",
+        "replayed", "trace_id", "_json", "frames",
     )
 
     def __init__(
@@ -73,6 +73,7 @@ class Event:
         epoch: str | None = None,
         offset: int | None = None,
         replayed: int | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.stream = stream
         self.group = group
@@ -83,6 +84,9 @@ class Event:
         self.epoch = epoch
         self.offset = offset
         self.replayed = replayed
+        #: The trace of the call that caused it (never on the wire): stream
+        #: triggers run under it, so one trace id follows a request throughout.
+        self.trace_id = trace_id
         self._json: bytes | None = None
         #: Transport-specific encodings of this event, filled on first use
         #: (e.g. ``frames["ws"]``, ``frames["sse"]``) and shared by every receiver.

@@ -164,7 +164,7 @@ class GroupActor(Actor):
             if kind is SendEvent:
                 reply: Any = self._emit(message, segment)
             elif kind is DeleteItem:
-                reply = self._delete(message.item_id, segment)
+                reply = self._delete(message.item_id, segment, message.trace_id)
             else:
                 reply = self._set(message, segment)
         except Exception as exc:  # noqa: BLE001 - answered to the caller, changes nothing
@@ -182,16 +182,18 @@ class GroupActor(Actor):
             new = apply_ops(old, message.ops)
         new["id"] = item_id
         self.definition.validator.validate(new)
-        self._record(segment, item_id, "update" if old is not None else "create", new, new)
+        self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
         return SetResult(new_value=new, old_value=old)
 
-    def _delete(self, item_id: str, segment: _Segment) -> DeleteResult:
+    def _delete(self, item_id: str, segment: _Segment, trace_id: str | None) -> DeleteResult:
         old = self._current(segment, item_id)
         if old is not None:
-            self._record(segment, item_id, "delete", None, old)
+            self._record(segment, item_id, "delete", None, old, trace_id)
         return DeleteResult(old_value=old)
 
-    def _record(self, segment: _Segment, item_id: str, type_: str, value: dict | None, data: dict) -> None:
+    def _record(
+        self, segment: _Segment, item_id: str, type_: str, value: dict | None, data: dict, trace_id: str | None
+    ) -> None:
         segment.offset += 1
         timestamp = self._stamp(segment)
         segment.values[item_id] = _DELETED if value is None else value
@@ -200,7 +202,7 @@ class GroupActor(Actor):
         segment.events.append(
             Event(
                 stream=self.stream, group=self.group, item_id=item_id, type=type_, data=data,
-                timestamp=timestamp, epoch=self.epoch, offset=segment.offset,
+                timestamp=timestamp, epoch=self.epoch, offset=segment.offset, trace_id=trace_id,
             )
         )
 
@@ -209,6 +211,7 @@ class GroupActor(Actor):
             Event(
                 stream=self.stream, group=self.group, item_id=message.item_id, type="event",
                 data={"type": message.type, "data": message.data}, timestamp=self._stamp(segment),
+                trace_id=message.trace_id,
             )
         )
 

@@ -28,17 +28,20 @@ class ListItems:
 class SetItem:
     item_id: str
     data: dict[str, Any]  # already checked to be JSON and copied by the caller
+    trace_id: str | None = None
 
 
 @attrs.frozen(slots=True)
 class UpdateItem:
     item_id: str
     ops: list[Any]
+    trace_id: str | None = None
 
 
 @attrs.frozen(slots=True)
 class DeleteItem:
     item_id: str
+    trace_id: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -46,6 +49,7 @@ class SendEvent:
     item_id: str | None
     type: str
     data: Any
+    trace_id: str | None = None
 
 
 @attrs.frozen(slots=True)

@@ -17,6 +17,7 @@ from .config import DeleteResult, SetResult, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem
 from .ops import check_json
+from .tracing import current_trace_id
 
 __all__ = ["Stream"]
 
@@ -74,7 +75,7 @@ class Stream:
         if not isinstance(data, Mapping):
             raise TypeError(f"item data must be a JSON object (a dict), not {type(data).__name__}")
         check_json(data)
-        result = await ref.ask(SetItem(item_id, _json_copy(dict(data))))
+        result = await ref.ask(SetItem(item_id, _json_copy(dict(data)), current_trace_id()))
         return _copy_set_result(result)
 
     async def update(self, group_id: str, item_id: str, ops: list[Any]) -> SetResult:
@@ -82,12 +83,12 @@ class Stream:
         ref = self._ref(group_id)
         _check_id(item_id, "item_id")
         check_json(ops, "ops")
-        result = await ref.ask(UpdateItem(item_id, _json_copy(ops)))
+        result = await ref.ask(UpdateItem(item_id, _json_copy(ops), current_trace_id()))
         return _copy_set_result(result)
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
         """Remove the item; emits ``delete`` only if it existed."""
-        result = await self._ref(group_id).ask(DeleteItem(_check_id(item_id, "item_id")))
+        result = await self._ref(group_id).ask(DeleteItem(_check_id(item_id, "item_id"), current_trace_id()))
         old = result.old_value
         return result if old is None else DeleteResult(old_value=_json_copy(old))
 
@@ -118,7 +119,7 @@ class Stream:
             raise TypeError('an event needs a non-empty string "type"')
         data = event.get("data")
         check_json(data, "event data")
-        await self._ref(group_id).ask(SendEvent(item_id, event["type"], _json_copy(data)))
+        await self._ref(group_id).ask(SendEvent(item_id, event["type"], _json_copy(data), current_trace_id()))
 
 
 def _copy_set_result(result: SetResult) -> SetResult:

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.testing
 
+import runtime.storage.sqlite as sqlite_backend
 from runtime.errors import StorageError
 from runtime.storage import (
     ConflictError,
@@ -20,7 +21,7 @@ from runtime.storage import (
     open_storage,
 )
 from runtime.storage.sqlite import SCHEMA_VERSION
-from tests.storage.test_storage_contract import GroupWriter, item, ordered
+from tests.storage.test_storage_contract import GroupWriter, item, message, ordered
 
 
 @pytest.fixture
@@ -33,6 +34,23 @@ def dump(path: Path) -> list[str]:
     conn = sqlite3.connect(path)
     try:
         return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def schema(path: Path) -> list[tuple[str, str, str]]:
+    """Every table and index with its SQL, read through a separate connection."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        conn.close()
+
+
+def user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
 
@@ -65,6 +83,43 @@ async def test_restart_keeps_items_offsets_epoch_and_history(db_path: Path) -> N
         assert (await restarted.load_group("todo", "g1")).offset == 7
 
 
+async def test_restart_keeps_pending_messages_and_dead_letters(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        for message_id in ["m1", "m2", "m3", "m4"]:
+            await storage.queue_put(message(message_id))
+        retry = message("m2", attempts=1, due_ms=9_000, last_error="ValueError: once")
+        await storage.queue_put(retry)
+        await storage.queue_ack("m3")
+        dead = message("m1", topic="orders", attempts=3, last_error="ValueError: thrice")
+        await storage.queue_dead(dead)
+        other_dead = message("x1", topic="other", data=["kept"])
+        await storage.queue_dead(other_dead)
+
+    async with SQLiteStorage(db_path) as restarted:
+        assert await restarted.queue_pending() == [retry, message("m4")]
+        assert await restarted.dead_letters() == [dead, other_dead]
+        assert await restarted.dead_letters("other") == [other_dead]
+
+        # New messages and new dead letters still go after the restored ones.
+        await restarted.queue_put(message("m5"))
+        await restarted.queue_dead(message("m4", last_error="after restart"))
+        assert [m.id for m in await restarted.queue_pending()] == ["m2", "m5"]
+        assert [m.id for m in await restarted.dead_letters()] == ["m1", "x1", "m4"]
+        assert await restarted.dead_letter_take("m1") == dead
+
+    async with SQLiteStorage(db_path) as again:
+        assert [m.id for m in await again.dead_letters()] == ["x1", "m4"]
+
+
+async def test_memory_restart_loses_queued_messages() -> None:
+    async with MemoryStorage() as first:
+        await first.queue_put(message("m1"))
+        await first.queue_dead(message("d1"))
+    async with MemoryStorage() as after_restart:
+        assert await after_restart.queue_pending() == []
+        assert await after_restart.dead_letters() == []
+
+
 async def test_memory_restart_starts_a_new_epoch() -> None:
     async with MemoryStorage() as first:
         writer = await GroupWriter.load(first)
@@ -84,6 +139,47 @@ async def test_file_has_current_schema_version_and_wal(db_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         conn.close()
+
+
+async def test_version_1_file_is_migrated_to_version_2_keeping_its_data(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert SCHEMA_VERSION == 2
+    # Write a file with the version-1 code: only the first migration.
+    with monkeypatch.context() as v1:
+        v1.setattr(sqlite_backend, "_MIGRATIONS", sqlite_backend._MIGRATIONS[:1])
+        v1.setattr(sqlite_backend, "SCHEMA_VERSION", 1)
+        async with SQLiteStorage(db_path) as old:
+            writer = await GroupWriter.load(old)
+            await writer.commit(("a", item("a")), ("b", item("b")))
+            await writer.commit(("a", item("a", v=2)), ("b", None), ("c", item("c")))
+            await old.state_set("orders", "o1", {"total": 12})
+            before = await old.load_group("todo", "g1")
+    assert user_version(db_path) == 1
+    assert not {"queue_pending", "queue_dead"} & {name for _, name, _ in schema(db_path)}
+
+    async with SQLiteStorage(db_path) as upgraded:
+        assert user_version(db_path) == 2
+        assert await upgraded.load_group("todo", "g1") == before
+        assert ordered(before.items) == [("a", item("a", v=2)), ("c", item("c"))]
+        assert await upgraded.list_groups("todo") == ["g1"]
+        assert await upgraded.state_get("orders", "o1") == {"total": 12}
+
+        await upgraded.queue_put(message("m1"))
+        await upgraded.queue_dead(message("d1"))
+        assert await upgraded.queue_pending() == [message("m1")]
+        assert await upgraded.dead_letters() == [message("d1")]
+
+        # The group carries on: same epoch, next offset.
+        writer.storage = upgraded
+        await writer.commit(("d", item("d")))
+        assert (await upgraded.load_group("todo", "g1")).offset == 6
+
+    # A migrated file has exactly the schema of a file created at version 2.
+    fresh = tmp_path / "fresh.sqlite3"
+    async with SQLiteStorage(fresh):
+        pass
+    assert schema(db_path) == schema(fresh)
 
 
 async def test_file_from_a_newer_schema_is_refused(db_path: Path) -> None:
@@ -153,6 +249,49 @@ async def test_value_json_cannot_hold_raises_type_error_and_writes_nothing(db_pa
             await writer.commit(("a", item("a", when={1, 2})))
 
         assert dump(db_path) == before
+
+
+async def test_queue_data_json_cannot_hold_raises_type_error_and_writes_nothing(
+    db_path: Path,
+) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        await storage.queue_put(message("m1"))
+        await storage.queue_dead(message("d1"))
+        before = dump(db_path)
+
+        for bad in (message("m2", data={1}), message("m1", data=object(), attempts=1)):
+            with pytest.raises(TypeError):
+                await storage.queue_put(bad)
+            with pytest.raises(TypeError):
+                await storage.queue_dead(bad)
+        with pytest.raises(TypeError):
+            await storage.queue_dead(message("d1", data=object()))
+
+        assert dump(db_path) == before
+
+
+async def test_queue_dead_failing_halfway_keeps_the_message_pending(db_path: Path) -> None:
+    async with SQLiteStorage(db_path) as storage:
+        await storage.queue_put(message("m1"))
+        await storage.queue_put(message("m2"))
+
+        # The pending row is deleted first; then the dead-letter insert fails.
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            other.execute(
+                "CREATE TRIGGER refuse_dead BEFORE INSERT ON queue_dead"
+                " BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+            )
+        finally:
+            other.close()
+        before = dump(db_path)
+
+        with pytest.raises(StorageError, match="refused by test"):
+            await storage.queue_dead(message("m1", attempts=3, last_error="boom"))
+
+        assert dump(db_path) == before
+        assert [m.id for m in await storage.queue_pending()] == ["m1", "m2"]
+        assert await storage.dead_letters() == []
 
 
 # -- the event loop stays free ---------------------------------------------------

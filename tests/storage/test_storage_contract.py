@@ -25,6 +25,7 @@ from runtime.storage import (
     GroupCommit,
     HistoryPolicy,
     MemoryStorage,
+    QueuedMessage,
     SQLiteStorage,
     Storage,
     StoredEvent,
@@ -438,6 +439,265 @@ async def test_json_values_round_trip(storage: Storage, value: Any) -> None:
     assert state.items == {"ïtem 🎉": stored}
     assert state.history[0].data == stored
     assert await storage.list_groups("json") == ["ğroüp ✓"]
+
+
+# -- queues ----------------------------------------------------------------------------
+
+
+def message(message_id: str, topic: str = "orders", step: str = "ship", **fields: Any) -> QueuedMessage:
+    """A pending copy as the queue runner makes one; ``fields`` override the defaults."""
+    defaults: dict[str, Any] = {
+        "data": {"order": message_id},
+        "trace_id": f"trace-{message_id}",
+        "enqueued_ms": 1_000,
+        "due_ms": 1_000,
+    }
+    return QueuedMessage(id=message_id, topic=topic, step=step, **{**defaults, **fields})
+
+
+def ids(messages: list[QueuedMessage]) -> list[str]:
+    return [m.id for m in messages]
+
+
+async def test_queue_pending_is_in_enqueue_order(storage: Storage) -> None:
+    assert await storage.queue_pending() == []
+    # enqueued_ms deliberately disagrees: the order is the order of the puts
+    puts = [message("m1", enqueued_ms=3), message("m2", enqueued_ms=1), message("m3", enqueued_ms=2)]
+    for put in puts:
+        await storage.queue_put(put)
+
+    assert await storage.queue_pending() == puts
+
+
+async def test_queue_put_of_a_pending_id_replaces_it_in_place(storage: Storage) -> None:
+    for message_id in ["m1", "m2", "m3"]:
+        await storage.queue_put(message(message_id))
+
+    retry = message("m1", attempts=1, due_ms=5_000, last_error="ValueError: boom")
+    await storage.queue_put(retry)
+
+    assert await storage.queue_pending() == [retry, message("m2"), message("m3")]
+
+
+async def test_queue_ack_removes_one_and_unknown_ids_are_a_no_op(storage: Storage) -> None:
+    for message_id in ["m1", "m2", "m3"]:
+        await storage.queue_put(message(message_id))
+
+    await storage.queue_ack("m2")
+    await storage.queue_ack("m2")  # already acked
+    await storage.queue_ack("never-queued")
+    assert ids(await storage.queue_pending()) == ["m1", "m3"]
+
+    await storage.queue_put(message("m2"))  # acked, then put again: a new entry, so last
+    assert ids(await storage.queue_pending()) == ["m1", "m3", "m2"]
+
+
+async def test_queue_dead_moves_a_pending_message_to_the_dead_letters(storage: Storage) -> None:
+    for message_id in ["m1", "m2"]:
+        await storage.queue_put(message(message_id))
+
+    failed = message("m1", attempts=3, last_error="RuntimeError: gave up")
+    await storage.queue_dead(failed)
+
+    assert ids(await storage.queue_pending()) == ["m2"]
+    assert await storage.dead_letters() == [failed]
+
+    await storage.queue_ack("m1")  # acking an id that is dead touches no dead letter
+    assert await storage.dead_letters() == [failed]
+
+
+async def test_queue_dead_of_a_message_that_is_not_pending_stores_it(storage: Storage) -> None:
+    await storage.queue_put(message("m1"))
+    await storage.queue_dead(message("gone", last_error="no step takes it"))
+
+    assert ids(await storage.queue_pending()) == ["m1"]
+    assert ids(await storage.dead_letters()) == ["gone"]
+
+
+async def test_queue_dead_of_a_dead_id_replaces_it_in_place(storage: Storage) -> None:
+    for message_id in ["d1", "d2"]:
+        await storage.queue_dead(message(message_id, last_error="first"))
+
+    again = message("d1", attempts=7, last_error="second")
+    await storage.queue_dead(again)
+
+    assert await storage.dead_letters() == [again, message("d2", last_error="first")]
+
+
+async def test_dead_letters_are_oldest_first_and_filter_by_topic(storage: Storage) -> None:
+    deaths = [
+        message("a1", topic="a", enqueued_ms=9),
+        message("b1", topic="b", enqueued_ms=1),
+        message("a2", topic="a", enqueued_ms=5),
+        message("b2", topic="b", enqueued_ms=2),
+    ]
+    for dead in deaths:
+        await storage.queue_put(dead)
+    for dead in deaths:
+        await storage.queue_dead(dead)
+
+    assert await storage.dead_letters() == deaths
+    assert await storage.dead_letters(None) == deaths
+    assert ids(await storage.dead_letters("a")) == ["a1", "a2"]
+    assert ids(await storage.dead_letters(topic="b")) == ["b1", "b2"]
+    assert await storage.dead_letters("nobody-publishes-this") == []
+    assert await storage.queue_pending() == []
+
+
+async def test_dead_letter_take_removes_and_returns_one(storage: Storage) -> None:
+    assert await storage.dead_letter_take("never-dead") is None
+    for message_id in ["d1", "d2", "d3"]:
+        await storage.queue_dead(message(message_id, attempts=3, last_error="boom"))
+
+    taken = await storage.dead_letter_take("d2")
+
+    assert taken == message("d2", attempts=3, last_error="boom")
+    assert ids(await storage.dead_letters()) == ["d1", "d3"]
+    assert await storage.dead_letter_take("d2") is None
+    assert await storage.queue_pending() == []  # taking does not requeue; the caller does
+
+
+async def test_a_replayed_dead_letter_is_pending_again_and_goes_last(storage: Storage) -> None:
+    for message_id in ["m1", "m2", "m3"]:
+        await storage.queue_put(message(message_id))
+    await storage.queue_dead(message("m1", attempts=3, last_error="boom"))
+
+    taken = await storage.dead_letter_take("m1")
+    assert taken is not None
+    revived = attrs.evolve(taken, attempts=0, last_error=None)
+    await storage.queue_put(revived)
+
+    assert await storage.queue_pending() == [message("m2"), message("m3"), revived]
+    assert await storage.dead_letters() == []
+
+    await storage.queue_dead(attrs.evolve(revived, attempts=3, last_error="again"))
+    await storage.queue_dead(message("other"))
+    assert ids(await storage.dead_letters()) == ["m1", "other"]
+
+
+async def test_queued_message_keeps_every_field(storage: Storage) -> None:
+    full = QueuedMessage(
+        id="0123456789abcdef0123456789abcdef",
+        topic="topic ✓",
+        step="step 🎉",
+        data={"n": 1},
+        trace_id=None,
+        attempts=2**40,
+        due_ms=1_700_000_000_123,
+        enqueued_ms=1_699_999_999_000,
+        last_error="ValueError: ünïcode\nand a second line",
+    )
+    bare = QueuedMessage(id="bare", topic="t", step="s", data=None, trace_id="tr")
+
+    await storage.queue_put(full)
+    await storage.queue_put(bare)
+    assert await storage.queue_pending() == [full, bare]
+
+    await storage.queue_dead(full)
+    await storage.queue_dead(bare)
+    assert await storage.dead_letters() == [full, bare]
+    assert await storage.dead_letter_take(full.id) == full
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+async def test_queued_data_json_values_round_trip(storage: Storage, value: Any) -> None:
+    await storage.queue_put(message("m", data=value))
+    [pending] = await storage.queue_pending()
+    assert pending.data == value
+
+    await storage.queue_dead(message("m", data=value))
+    assert [dead.data for dead in await storage.dead_letters("orders")] == [value]
+    taken = await storage.dead_letter_take("m")
+    assert taken is not None and taken.data == value
+
+
+async def test_queue_rejects_non_json_data_and_stores_nothing(storage: Storage) -> None:
+    with pytest.raises(TypeError):
+        await storage.queue_put(message("new", data={"when": object()}))
+    assert await storage.queue_pending() == []
+
+    await storage.queue_put(message("m1"))
+    with pytest.raises(TypeError):
+        await storage.queue_put(message("m1", data={1, 2}, attempts=1))  # a replace
+    with pytest.raises(TypeError):
+        await storage.queue_dead(message("m1", data=object(), attempts=3))
+    assert await storage.queue_pending() == [message("m1")]  # neither replaced nor removed
+    assert await storage.dead_letters() == []
+
+    await storage.queue_dead(message("m1"))
+    with pytest.raises(TypeError):
+        await storage.queue_dead(message("m1", data=b"bytes", attempts=9))  # a dead replace
+    assert await storage.dead_letters() == [message("m1")]
+
+
+async def test_changing_queued_data_after_put_or_read_does_not_change_storage(
+    storage: Storage,
+) -> None:
+    data = {"tags": ["a"], "nested": {"n": 1}}
+    await storage.queue_put(message("m", data=data))
+    data["tags"].append("b")
+
+    [pending] = await storage.queue_pending()
+    pending.data["nested"]["n"] = 2
+    assert (await storage.queue_pending())[0].data == {"tags": ["a"], "nested": {"n": 1}}
+
+    dead_data = {"list": [1]}
+    await storage.queue_dead(message("m", data=dead_data))
+    dead_data["list"].append(2)
+    (await storage.dead_letters())[0].data["list"].clear()
+    taken = await storage.dead_letter_take("m")
+    assert taken is not None and taken.data == {"list": [1]}
+
+
+async def test_queues_need_an_open_storage(backend: str, tmp_path: Path) -> None:
+    storage = BACKENDS[backend](tmp_path)
+    with pytest.raises(StorageError, match="not open"):
+        await storage.queue_put(message("m"))
+    async with storage:
+        await storage.queue_put(message("m"))
+    for call in (storage.queue_pending(), storage.dead_letters(), storage.queue_ack("m")):
+        with pytest.raises(StorageError, match="not open"):
+            await call
+
+
+_queue_examples = itertools.count()
+
+_queue_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "ack", "dead", "take"]),
+        st.sampled_from(["m1", "m2", "m3", "m4"]),
+        st.integers(0, 3),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_queue_ops)
+async def test_any_queue_operations_give_dict_semantics(
+    backend: str, tmp_path: Path, ops: list[tuple[str, str, int]]
+) -> None:
+    # A fresh storage per example (queues are global to a storage, unlike groups).
+    async with BACKENDS[backend](tmp_path / f"example-{next(_queue_examples)}") as storage:
+        pending: dict[str, QueuedMessage] = {}
+        dead: dict[str, QueuedMessage] = {}
+        for op, message_id, n in ops:
+            copy = message(message_id, topic=f"t{n % 2}", attempts=n, data={"n": n})
+            if op == "put":
+                await storage.queue_put(copy)
+                pending[message_id] = copy
+            elif op == "ack":
+                await storage.queue_ack(message_id)
+                pending.pop(message_id, None)
+            elif op == "dead":
+                await storage.queue_dead(copy)
+                pending.pop(message_id, None)
+                dead[message_id] = copy
+            else:
+                assert await storage.dead_letter_take(message_id) == dead.pop(message_id, None)
+            assert await storage.queue_pending() == list(pending.values())
+            assert await storage.dead_letters() == list(dead.values())
+            assert await storage.dead_letters("t1") == [m for m in dead.values() if m.topic == "t1"]
 
 
 # -- lifecycle ---------------------------------------------------------------------

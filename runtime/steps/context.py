@@ -1,0 +1,143 @@
+"""`FlowContext` and the per-invocation context variables.
+
+Each handler invocation runs with its own context (trace id, logger, which
+trigger fired) in a context variable, so the module-level ``logger``,
+``enqueue`` and ``state`` that Motia's newer SDK imports act for the
+invocation in progress, and the trace id reaches everything it causes: a
+stream write carries it to the stream triggers it fires, an enqueue to the
+queue handler that takes the message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any, Mapping
+
+import attrs
+
+from ..logs import Logger
+from ..state import State
+from ..streams.tracing import current_trace_id, new_trace_id, trace_id_var
+
+if TYPE_CHECKING:
+    from ..streams.stream import Stream
+    from .runner import StepRuntime
+
+__all__ = [
+    "FlowContext", "TriggerInfo", "Streams", "new_trace_id", "current_context", "current_trace_id",
+    "logger", "enqueue", "emit", "state",
+]
+
+_context: contextvars.ContextVar[FlowContext] = contextvars.ContextVar("flow_context")
+_trace_id = trace_id_var
+
+
+def current_context() -> FlowContext | None:
+    return _context.get(None)
+
+
+@attrs.frozen
+class TriggerInfo:
+    """Which trigger fired: ``type`` and the fields that identify it."""
+
+    type: str
+    method: str | None = None
+    path: str | None = None
+    topic: str | None = None
+    stream: str | None = None
+    expression: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+class Streams:
+    """``ctx.streams.todo``: every declared stream, by attribute or item."""
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: StepRuntime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Stream:
+        return self._runtime.stream_handle(name)
+
+    def __getitem__(self, name: str) -> Stream:
+        return self._runtime.stream_handle(name)
+
+    def __dir__(self) -> list[str]:
+        return self._runtime.engine.stream_names
+
+
+class FlowContext:
+    """What a handler gets besides its input."""
+
+    __slots__ = ("trace_id", "logger", "state", "streams", "trigger", "step", "_runtime", "_token")
+
+    def __init__(self, runtime: StepRuntime, *, step: str, trace_id: str, trigger: TriggerInfo) -> None:
+        self._runtime = runtime
+        self.step = step
+        self.trace_id = trace_id
+        self.trigger = trigger
+        self.logger = Logger(step=step, trace_id=trace_id)
+        self.state: State = runtime.state
+        self.streams = Streams(runtime)
+
+    def __repr__(self) -> str:
+        return f"<FlowContext step={self.step!r} trace_id={self.trace_id!r} trigger={self.trigger.type}>"
+
+    async def enqueue(self, message: Mapping[str, Any]) -> None:
+        """Enqueue ``{"topic": ..., "data": ...}`` for the steps subscribed to the topic."""
+        if not isinstance(message, Mapping) or not isinstance(message.get("topic"), str):
+            raise TypeError('enqueue takes {"topic": str, "data": ...}')
+        await self._runtime.enqueue(message["topic"], message.get("data"), trace_id=self.trace_id)
+
+    emit = enqueue
+
+
+
+def activate(ctx: FlowContext) -> tuple[contextvars.Token, contextvars.Token]:
+    """Make ``ctx`` the invocation of the running task; undo with `deactivate`."""
+    return _context.set(ctx), _trace_id.set(ctx.trace_id)
+
+
+def deactivate(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+    _context.reset(tokens[0])
+    _trace_id.reset(tokens[1])
+
+
+def bind_trace_id(trace_id: str | None) -> contextvars.Token:
+    """Carry ``trace_id`` in the running task (an HTTP request before its handler)."""
+    return _trace_id.set(trace_id)
+
+
+def _require_context() -> FlowContext:
+    ctx = _context.get(None)
+    if ctx is None:
+        raise RuntimeError("no step invocation in progress: use ctx.* or call from a handler")
+    return ctx
+
+
+class _ModuleLogger:
+    """``from runtime import logger``: the current invocation's logger (or a plain one)."""
+
+    def __getattr__(self, name: str) -> Any:
+        ctx = _context.get(None)
+        return getattr(ctx.logger if ctx is not None else Logger(trace_id=_trace_id.get()), name)
+
+
+class _ModuleState:
+    """``from runtime import state``: the current app's state."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_require_context().state, name)
+
+
+async def enqueue(message: Mapping[str, Any]) -> None:
+    """``from runtime import enqueue``: enqueue for the invocation in progress."""
+    await _require_context().enqueue(message)
+
+
+emit = enqueue
+logger: Any = _ModuleLogger()
+state: Any = _ModuleState()
