@@ -1,0 +1,199 @@
+"""Project discovery, and every error that stops startup with the file and the reason."""
+
+from __future__ import annotations
+
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+import trio
+
+from runtime import App, ProjectError, load_project
+
+
+def write(root, files: dict[str, str]):
+    for name, body in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(body))
+    return root
+
+
+GOOD = {
+    "streams/todo_stream.py": """
+        from runtime import StreamConfig
+        config = StreamConfig(name="todo", schema={"title": "string"})
+    """,
+    "streams/notes_stream.py": """
+        config = {"name": "notes", "base_config": {"storageType": "default"}}
+    """,
+    "steps/api/create_todo_step.py": """
+        from runtime import http
+        from streams.todo_stream import config as todo_config
+        from helpers import normalise
+
+        config = {"name": "CreateTodo", "triggers": [http("POST", "/todos")], "flows": ["todo"]}
+
+        async def handler(request, ctx):
+            item = await ctx.streams.todo.set("inbox", request.body["id"], {"title": normalise(request.body["title"])})
+            return {"status": 201, "body": item.new_value}
+    """,
+    "steps/legacy_step.py": """
+        config = {"type": "api", "name": "Legacy", "path": "/legacy", "method": "GET", "emits": ["x"]}
+
+        async def handler(req, context):
+            return {"status": 200, "body": {"legacy": True}}
+    """,
+    "steps/decorated_step.py": """
+        from runtime import step, queue, cron, Stream
+        notes = Stream("notes")
+        worker = step({"name": "Worker", "triggers": [queue("work")]})
+        nightly = step({"name": "Nightly", "triggers": [cron("0 3 * * *")]})
+
+        @worker.handle
+        async def work(data):
+            await notes.set("g", "n", data)
+
+        nightly.handle(lambda _input, ctx: None)
+    """,
+    "helpers.py": "def normalise(text):\n    return text.strip()\n",
+    "runtime_config.py": """
+        def authenticate(request):
+            return {"user": request.token}
+    """,
+    ".hidden/bad_step.py": "raise RuntimeError('hidden folders are skipped')\n",
+    ".runtime/bad_step.py": "raise RuntimeError('.runtime is skipped')\n",
+    "venv/pyvenv.cfg": "home = /usr\n",
+    "venv/lib/bad_step.py": "raise RuntimeError('virtual environments are skipped')\n",
+    "node_modules/pkg/bad_step.py": "raise RuntimeError('node_modules is skipped')\n",
+}
+
+
+async def test_a_good_project_loads_and_runs(tmp_path):
+    project = load_project(write(tmp_path / "proj", GOOD))
+    assert sorted(s.name for s in project.steps) == ["CreateTodo", "Legacy", "Nightly", "Worker"]
+    assert project.authenticate(SimpleNamespace(token="t")) == {"user": "t"}
+    async with App(project) as app:
+        response = await app.request("POST", "/todos", json={"id": "a", "title": "  milk "})
+        assert response.status == 201 and response.body == {"id": "a", "title": "milk"}
+        assert (await app.request("GET", "/legacy")).body == {"legacy": True}
+        await app.enqueue("work", {"text": "hi"})
+        with trio.fail_after(5):
+            while (await app.engine.storage.queue_pending()):
+                await trio.sleep(0.01)
+        from runtime import Stream
+
+        assert await Stream("notes").get("g", "n") == {"id": "n", "text": "hi"}
+
+
+def problems_of(tmp_path, files) -> list[tuple[str, str]]:
+    with pytest.raises(ProjectError) as caught:
+        load_project(write(tmp_path / "broken", files))
+    return caught.value.problems
+
+
+def test_import_error_names_the_file_and_line(tmp_path):
+    problems = problems_of(tmp_path, {
+        "a_step.py": "import os\n\nraise ImportError('no such thing')\n",
+        "b_step.py": "def broken(:\n    pass\n",
+    })
+    assert problems[0][0].endswith("a_step.py") and problems[0][1] == "line 3: ImportError: no such thing"
+    assert problems[1][0].endswith("b_step.py") and problems[1][1].startswith("line 1: SyntaxError")
+
+
+def test_duplicate_step_names(tmp_path):
+    step_file = """
+        from runtime import http
+        config = {{"name": "Same", "triggers": [http("GET", "/{path}")]}}
+        async def handler(request, ctx): ...
+    """
+    problems = problems_of(tmp_path, {"a_step.py": step_file.format(path="a"), "b_step.py": step_file.format(path="b")})
+    assert len(problems) == 1 and "duplicate step name 'Same'" in problems[0][1]
+    assert problems[0][0].endswith("b_step.py") and "a_step.py" in problems[0][1]
+
+
+def test_two_steps_on_one_method_and_path(tmp_path):
+    step_file = """
+        from runtime import http
+        config = {{"name": "{name}", "triggers": [http("GET", "/todos/{param}")]}}
+        async def handler(request, ctx): ...
+    """
+    problems = problems_of(tmp_path, {
+        "a_step.py": step_file.format(name="A", param=":id"), "b_step.py": step_file.format(name="B", param=":key"),
+    })
+    assert "GET /todos/:key is also handled by step 'A'" in problems[0][1]
+
+
+def test_a_trigger_naming_an_undeclared_stream(tmp_path):
+    problems = problems_of(tmp_path, {"a_step.py": """
+        from runtime import stream
+        config = {"name": "Watch", "triggers": [stream("ghost")]}
+        async def handler(event, ctx): ...
+    """})
+    assert "stream trigger names 'ghost', which no module declares" in problems[0][1]
+
+
+def test_a_stream_declared_by_name_alone_is_declared(tmp_path):
+    project = load_project(write(tmp_path / "p", {"a_step.py": """
+        from runtime import Stream, stream
+        presence = Stream("presence")
+        config = {"name": "Watch", "triggers": [stream("presence")]}
+        async def handler(event, ctx): ...
+    """}))
+    assert [s.name for s in project.steps] == ["Watch"]
+
+
+def test_invalid_cron_expressions(tmp_path):
+    problems = problems_of(tmp_path, {
+        "a_step.py": """
+            from runtime import cron
+            config = {"name": "A", "triggers": [cron("every monday")]}
+            async def handler(_, ctx): ...
+        """,
+        "b_step.py": """
+            from runtime import cron
+            config = {"name": "B", "triggers": [cron("* * * * * *")]}
+            async def handler(_, ctx): ...
+        """,
+    })
+    assert [p[1] for p in problems] == [
+        "step 'A': invalid cron expression 'every monday' (five fields: minute hour day-of-month month day-of-week)",
+        "step 'B': invalid cron expression '* * * * * *' (five fields: minute hour day-of-month month day-of-week)",
+    ]
+
+
+def test_handlers_with_the_wrong_signature(tmp_path):
+    problems = problems_of(tmp_path, {
+        "a_step.py": """
+            config = {"name": "A", "triggers": []}
+            async def handler(): ...
+        """,
+        "b_step.py": """
+            config = {"name": "B", "triggers": []}
+            async def handler(request, ctx, extra): ...
+        """,
+        "c_step.py": """
+            from runtime import step
+            s = step({"name": "C", "triggers": []})
+            def bad(a, b, c): ...
+            s.handle(bad)
+        """,
+        "d_step.py": """
+            config = {"name": "D", "triggers": []}
+        """,
+    })
+    messages = {file.rsplit("/", 1)[-1]: message for file, message in problems}
+    assert messages["a_step.py"].startswith("handler has the wrong signature: handler takes no arguments")
+    assert messages["b_step.py"].startswith("handler has the wrong signature: handler takes 3 arguments")
+    assert "TypeError: handler takes 3 arguments" in messages["c_step.py"]
+    assert messages["d_step.py"] == "defines `config` but no `handler`"
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(ProjectError) as caught:
+        load_project(write(tmp_path / "p", {
+            "a_step.py": "raise ValueError('one')\n",
+            "b_step.py": "raise ValueError('two')\n",
+        }))
+    assert len(caught.value.problems) == 2
+    assert "a_step.py: line 1: ValueError: one" in str(caught.value)
