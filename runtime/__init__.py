@@ -10,7 +10,7 @@ from .logs import Logger, configure_logging
 from .state import State
 from .steps import (
     ApiRequest, ApiResponse, FlowContext, ProjectError, RetryPolicy, RuntimeClock, Step, StreamTriggerInput,
-    TriggerInfo, cron, http, load_project, queue, step, stream,
+    TriggerInfo, api, cron, http, load_project, queue, step, stream,
 )
 from .steps.context import emit, enqueue, logger, state
 from .storage import HistoryPolicy, MemoryStorage, SQLiteStorage, Storage, open_storage
@@ -21,6 +21,6 @@ __all__ = [
     "MemoryStorage", "ProjectError", "RetryPolicy", "RuntimeClock", "SQLiteStorage", "SetResult", "State",
     "Step", "Storage", "StorageError", "Stream", "StreamConfig", "StreamEngine", "StreamNotFound",
     "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError", "ValidationError",
-    "configure_logging", "cron", "emit", "enqueue", "http", "load_project", "logger", "open_storage", "queue",
+    "api", "configure_logging", "cron", "emit", "enqueue", "http", "load_project", "logger", "open_storage", "queue",
     "state", "step", "stream",
 ]

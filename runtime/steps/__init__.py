@@ -6,10 +6,10 @@ from .inputs import ApiRequest, ApiResponse, StreamTriggerInput
 from .loader import Project, ProjectError, load_project
 from .runner import SKIPPED, StepRuntime
 from .step import RetryPolicy, Step, StepConfig, step
-from .triggers import cron, http, queue, stream
+from .triggers import api, cron, http, queue, stream
 
 __all__ = [
     "ApiRequest", "ApiResponse", "FlowContext", "Project", "ProjectError", "RetryPolicy", "RuntimeClock",
     "SKIPPED", "Step", "StepConfig", "StepRuntime", "StreamTriggerInput", "TriggerInfo",
-    "cron", "http", "load_project", "queue", "step", "stream",
+    "api", "cron", "http", "load_project", "queue", "step", "stream",
 ]

@@ -72,10 +72,16 @@ class Streams:
 class FlowContext:
     """What a handler gets besides its input."""
 
-    __slots__ = ("trace_id", "logger", "state", "streams", "trigger", "step", "_runtime", "_token")
+    __slots__ = ("trace_id", "logger", "state", "streams", "trigger", "step", "input_value", "_runtime")
 
-    def __init__(self, runtime: StepRuntime, *, step: str, trace_id: str, trigger: TriggerInfo) -> None:
+    #: ``FlowContext[Any]`` in a ported file's annotations is just FlowContext.
+    __class_getitem__ = classmethod(lambda cls, _item: cls)
+
+    def __init__(
+        self, runtime: StepRuntime, *, step: str, trace_id: str, trigger: TriggerInfo, input_value: Any = None
+    ) -> None:
         self._runtime = runtime
+        self.input_value = input_value
         self.step = step
         self.trace_id = trace_id
         self.trigger = trigger
@@ -93,6 +99,38 @@ class FlowContext:
         await self._runtime.enqueue(message["topic"], message.get("data"), trace_id=self.trace_id)
 
     emit = enqueue
+
+    # Motia's multi-trigger helpers, so one handler can serve several triggers.
+    def is_http(self) -> bool:
+        return self.trigger.type == "http"
+
+    is_api = is_http
+
+    def is_queue(self) -> bool:
+        return self.trigger.type == "queue"
+
+    def is_cron(self) -> bool:
+        return self.trigger.type == "cron"
+
+    def is_stream(self) -> bool:
+        return self.trigger.type == "stream"
+
+    def get_data(self) -> Any:
+        """The payload whatever the trigger: a request's body, a message's data, None for cron."""
+        if self.is_cron():
+            return None
+        value = self.input_value
+        return value.body if self.is_http() else value
+
+    async def match(self, handlers: Mapping[str, Any]) -> Any:
+        """Call ``handlers[trigger type]`` (``http``/``api``, ``queue``, ``cron``, ``stream``, ``default``)."""
+        kind = self.trigger.type
+        handler = handlers.get(kind) or (handlers.get("api") if kind == "http" else None)
+        if handler is not None:
+            return await (handler() if kind == "cron" else handler(self.input_value))
+        if handlers.get("default") is not None:
+            return await handlers["default"](self.input_value)
+        raise RuntimeError(f"no handler for trigger type {kind!r}; have {sorted(k for k in handlers if k != 'default')}")
 
 
 

@@ -61,6 +61,8 @@ class ApiRequest:
     response: Any = None
     trace_id: str | None = None
 
+    __class_getitem__ = classmethod(lambda cls, _item: cls)  # ApiRequest[Any] in annotations
+
     @property
     def request(self) -> ApiRequest:
         return self
@@ -71,6 +73,8 @@ class ApiResponse:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = attrs.field(factory=dict)
+
+    __class_getitem__ = classmethod(lambda cls, _item: cls)  # ApiResponse[Any] in annotations
 
 
 def to_response(value: Any) -> ApiResponse | None:
@@ -107,6 +111,9 @@ class StreamTriggerInput:
     timestamp: int
     offset: int | None
     event: StreamEventInfo
+    type: str = "stream"
+
+    __class_getitem__ = classmethod(lambda cls, _item: cls)
 
     def __getitem__(self, key: str) -> Any:
         aliases = {"streamName": "stream_name", "groupId": "group_id"}

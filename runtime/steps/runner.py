@@ -183,14 +183,17 @@ class StepRuntime:
 
         Exceptions propagate to the caller, who decides (500, retry, log).
         """
-        ctx = FlowContext(self, step=one.name, trace_id=trace_id or new_trace_id(), trigger=trigger)
+        ctx = FlowContext(self, step=one.name, trace_id=trace_id or new_trace_id(), trigger=trigger, input_value=input)
         tokens = activate(ctx)
         try:
             if condition is not None and not await self._condition_allows(condition, input, ctx):
                 self.metrics.skipped += 1
                 return SKIPPED
             self.metrics.invocations += 1
-            args = (input, ctx) if one.arity == 2 else (input,)
+            if one.arity == 2:
+                args: tuple[Any, ...] = (input, ctx)
+            else:  # Motia's cron handlers take (ctx): a cron tick has no input to give
+                args = (ctx,) if trigger.type == "cron" else (input,)
             timeout = one.config.timeout
             with trio.fail_after(timeout) if timeout else nullcontext():
                 if one.is_async:

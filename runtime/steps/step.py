@@ -86,8 +86,14 @@ class StepConfig:
         emits = fields.pop("emits", None)
         retry = fields.pop("retry", fields.pop("retries", None))
         timeout = fields.pop("timeout", None)
-        for motia_only in ("virtualEmits", "virtualSubscribes", "includeFiles", "infrastructure"):
-            fields.pop(motia_only, None)  # flow-diagram and deployment hints: nothing to run
+        infrastructure = fields.pop("infrastructure", None) or {}
+        if retry is None and (infrastructure.get("queue") or {}).get("max_retries") is not None:
+            retry = {"attempts": 1 + infrastructure["queue"]["max_retries"]}
+        for motia_only in (
+            "virtualEmits", "virtualSubscribes", "virtualEnqueues", "includeFiles",
+            "virtual_emits", "virtual_subscribes", "virtual_enqueues", "include_files",
+        ):
+            fields.pop(motia_only, None)  # flow-diagram and bundling hints: nothing to run
         description = fields.pop("description", None)
         flows = fields.pop("flows", ())
         if fields:

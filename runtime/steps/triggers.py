@@ -15,7 +15,7 @@ import attrs
 
 __all__ = [
     "Condition", "HttpTrigger", "QueueTrigger", "StreamTrigger", "CronTrigger", "Trigger",
-    "http", "queue", "stream", "cron", "parse_trigger", "HTTP_METHODS",
+    "api", "http", "queue", "stream", "cron", "parse_trigger", "HTTP_METHODS",
 ]
 
 #: ``(input, ctx) -> bool``, sync or async. Only a false result skips the step.
@@ -96,6 +96,10 @@ Trigger = HttpTrigger | QueueTrigger | StreamTrigger | CronTrigger
 def http(method: str, path: str, *, body_schema: Mapping[str, Any] | None = None, condition: Condition | None = None) -> HttpTrigger:
     """Run on ``method path``; ``:name`` segments become ``request.path_params``."""
     return HttpTrigger(method, path, body_schema=body_schema, condition=condition)
+
+
+#: Motia's SDK calls the HTTP trigger ``api``.
+api = http
 
 
 def queue(

@@ -197,3 +197,66 @@ def test_every_problem_is_reported_at_once(tmp_path):
         }))
     assert len(caught.value.problems) == 2
     assert "a_step.py: line 1: ValueError: one" in str(caught.value)
+
+
+MOTIA_STYLE = {
+    "multi_step.py": '''
+        """A Motia Python step file with only its imports changed (motia -> runtime)."""
+        from typing import Any
+
+        from runtime import ApiRequest, ApiResponse, FlowContext, http, queue, cron
+
+        config = {
+            "name": "MultiTrigger",
+            "description": "one handler, three triggers",
+            "triggers": [http("POST", "/orders"), queue("orders.retry"), cron("*/10 * * * *")],
+            "enqueues": ["orders.created"],
+            "virtualSubscribes": [],
+            "flows": ["orders"],
+            "infrastructure": {"handler": {"ram": 128}, "queue": {"max_retries": 4}},
+        }
+
+        async def handler(input: Any, ctx: FlowContext[Any]) -> ApiResponse[Any] | None:
+            async def on_http(request: ApiRequest[Any]) -> ApiResponse[Any]:
+                ctx.logger.info("order via http", {"path": ctx.trigger.path, "method": ctx.trigger.method})
+                await ctx.enqueue({"topic": "orders.created", "data": ctx.get_data()})
+                return ApiResponse(status=200, body={"trace": ctx.trace_id, "got": request.body})
+
+            async def on_queue(data: Any) -> None:
+                await ctx.state.set("orders", "retried", data)
+
+            async def on_cron() -> None:
+                await ctx.state.set("orders", "swept", True)
+
+            return await ctx.match({"http": on_http, "queue": on_queue, "cron": on_cron})
+    ''',
+    "created_step.py": '''
+        from runtime import queue
+        config = {"name": "OnCreated", "triggers": [queue("orders.created")]}
+        async def handler(data, ctx):
+            await ctx.state.set("orders", "created", data)
+    ''',
+    "legacy_cron_step.py": '''
+        config = {"type": "cron", "name": "LegacyCron", "cron": "0 * * * *"}
+        async def handler(context):  # Motia's cron handlers take the context only
+            await context.state.set("orders", "legacy_cron", context.trigger.expression)
+    ''',
+}
+
+
+async def test_a_motia_step_file_ports_by_changing_its_imports(tmp_path):
+    project = load_project(write(tmp_path / "motia", MOTIA_STYLE))
+    multi = next(s for s in project.steps if s.name == "MultiTrigger")
+    assert multi.config.retry.attempts == 5  # max_retries 4 + the first attempt
+    async with App(project) as app:
+        response = await app.request("POST", "/orders", json={"sku": "x"})
+        assert response.status == 200 and response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
+        await app.enqueue("orders.retry", {"n": 1})
+        await app.steps.fire_cron("MultiTrigger")
+        await app.steps.fire_cron("LegacyCron")
+        with trio.fail_after(5):
+            while len(await app.steps.state.list("orders")) < 4:
+                await trio.sleep(0.01)
+        assert await app.steps.state.list("orders") == {
+            "created": {"sku": "x"}, "legacy_cron": "0 * * * *", "retried": {"n": 1}, "swept": True,
+        }
