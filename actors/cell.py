@@ -10,6 +10,7 @@ step (no await), so no message can slip in between "empty" and "gone".
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
@@ -40,8 +41,13 @@ class _Stopped:
     pass
 
 
+class _Idle:
+    pass
+
+
 _PASSIVATED = _Passivated()
 _STOPPED = _Stopped()
+_IDLE = _Idle()
 
 
 @attrs.frozen
@@ -209,19 +215,35 @@ class ActorCell:
             logger.warning("actor %r: on_stop exceeded %g s and was cut short", self.key, self._stop_timeout)
 
     async def _serve(self, instance: Actor) -> Any:
+        idle = self._idle_timeout
+        while True:
+            # One cancel scope for many turns: opening a scope per wait cost
+            # about as much as a whole turn (bench/streams.py). Its deadline is
+            # armed only while waiting for mail, so a handler is never cut off.
+            with trio.CancelScope() as idle_scope:
+                result = await self._serve_turns(instance, idle_scope)
+            if result is not _IDLE and not idle_scope.cancelled_caught:
+                return result
+            assert idle is not None
+            if not self.mailbox and instance.can_passivate():
+                return _PASSIVATED
+            self._last_active = trio.current_time()  # busy or watched: stay, check again later
+
+    async def _serve_turns(self, instance: Actor, idle_scope: trio.CancelScope) -> Any:
         mailbox = self.mailbox
         limit = max(1, instance.max_batch)
         handle = self._handle_batch if type(instance).receive_batch is not Actor.receive_batch else self._handle_each
         idle = self._idle_timeout
         while True:
             if idle is not None and not mailbox and not mailbox.closed:
-                with trio.move_on_at(self._last_active + idle) as scope:
-                    batch = await mailbox.get_batch(limit)
-                if scope.cancelled_caught:
-                    if instance.can_passivate():
-                        return _PASSIVATED
-                    self._last_active = trio.current_time()
-                    continue
+                idle_scope.deadline = self._last_active + idle
+                batch = await mailbox.get_batch(limit)
+                idle_scope.deadline = math.inf
+                if idle_scope.cancel_called:
+                    # The deadline passed as mail arrived: the scope would cut
+                    # the handler short, so put the mail back and start afresh.
+                    mailbox.requeue_front(batch)
+                    return _IDLE
             else:
                 batch = await mailbox.get_batch(limit)
             if not batch:
