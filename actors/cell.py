@@ -220,6 +220,7 @@ class ActorCell:
             # One cancel scope for many turns: opening a scope per wait cost
             # about as much as a whole turn (bench/streams.py). Its deadline is
             # armed only while waiting for mail, so a handler is never cut off.
+            result: Any = _IDLE
             with trio.CancelScope() as idle_scope:
                 result = await self._serve_turns(instance, idle_scope)
             if result is not _IDLE and not idle_scope.cancelled_caught:
