@@ -86,6 +86,25 @@ class App:
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         return await self._lifecycle_cm.__aexit__(*exc_info)
 
+    async def serve(
+        self,
+        settings: Any = None,
+        *,
+        shutdown: trio.Event | None = None,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
+        """Run with network listeners: ``listening = await nursery.start(app.serve, port=0)``.
+
+        ``settings`` is a `ServerSettings` (or give its fields as keywords).
+        Stops when cancelled, or gracefully once ``shutdown`` is set.
+        """
+        from .server.serve import serve
+        from .server.settings import ServerSettings
+
+        settings = settings or ServerSettings(**options)
+        await serve(self, settings, shutdown=shutdown, task_status=task_status)
+
     async def run(self, *, task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED) -> None:
         """``app = await nursery.start(app.run)``: run until cancelled."""
         async with self:

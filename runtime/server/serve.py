@@ -1,0 +1,94 @@
+"""Running an App with its network listeners, embedded or from the command line.
+
+`serve` runs inside the caller's nursery (``await nursery.start(serve, app)``)
+and stops when cancelled, or gracefully when ``shutdown`` is set: SSE
+streams are ended by the app itself, hypercorn stops accepting and lets
+requests in flight finish (bounded), then the app drains its groups and
+closes its storage.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from .http import HttpServer
+from .settings import ServerSettings
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["serve", "Listening"]
+
+logger = logging.getLogger("runtime.server")
+
+
+@attrs.frozen
+class Listening:
+    """What `serve` reports once it accepts connections."""
+
+    http_url: str
+    server: HttpServer
+
+
+def _hypercorn_config(settings: ServerSettings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("runtime.server.hypercorn")
+    config.graceful_timeout = settings.shutdown_timeout
+    config.keep_alive_timeout = 75
+    config.h11_max_incomplete_size = 64 * 1024
+    return config
+
+
+async def serve(
+    app: App,
+    settings: ServerSettings = ServerSettings(),
+    *,
+    shutdown: trio.Event | None = None,
+    task_status: trio.TaskStatus[Listening] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``app`` (entered here) with its HTTP listener; see the module docstring.
+
+    ``port=0`` picks a free port; the `Listening` passed to ``task_status``
+    says which. Raises OSError with a clear message when the port is taken.
+    """
+    shutdown = shutdown or trio.Event()
+    async with app:
+        async with trio.open_nursery() as handlers:
+            server = HttpServer(app, settings, handlers)
+            config = _hypercorn_config(settings)
+
+            async def graceful() -> None:
+                await shutdown.wait()
+                server.close_streams()
+
+            hypercorn_done = trio.Event()
+
+            async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
+                try:
+                    await hypercorn_serve(server.quart, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                finally:
+                    hypercorn_done.set()
+
+            handlers.start_soon(graceful)
+            try:
+                binds = await handlers.start(run_hypercorn)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(exc.errno, f"{settings.host}:{settings.port} is already in use") from None
+                raise
+            task_status.started(Listening(http_url=binds[0], server=server))
+            await shutdown.wait()
+            # hypercorn returns once its connections are done (bounded by
+            # graceful_timeout); then stop the handlers still running.
+            with trio.move_on_after(settings.shutdown_timeout + 1):
+                await hypercorn_done.wait()
+            handlers.cancel_scope.cancel()

@@ -1,0 +1,41 @@
+"""Server settings, with the defaults of protocol.md ("Listeners", "Limits")."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["ServerSettings", "SLOW_RESYNC", "SLOW_CLOSE"]
+
+#: Slow-consumer policies: drop the backlog and send a fresh sync once the
+#: client drains (default), or close the connection.
+SLOW_RESYNC = "resync"
+SLOW_CLOSE = "close"
+
+
+@attrs.frozen
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 3111
+    stream_port: int = 3112
+    #: Request bodies above this many bytes get 413.
+    body_limit: int = 1024 * 1024
+    #: Where SSE subscriptions live: ``{prefix}/{stream}/{group}[/{item}]``.
+    sse_prefix: str = "/streams"
+    #: Bound of each connection's queue of outgoing events, in bytes.
+    outbox_limit: int = 1024 * 1024
+    #: What happens to a subscriber that falls behind its outbox bound.
+    slow_consumer: str = SLOW_RESYNC
+    #: SSE comment heartbeat, seconds.
+    sse_heartbeat: float = 15.0
+    #: SSE ``retry:`` hint for EventSource reconnects, milliseconds.
+    sse_retry_ms: int = 2000
+    #: Seconds the server waits for handlers and streams at shutdown.
+    shutdown_timeout: float = 5.0
+    #: CORS: allowed origins for step routes and SSE (empty = CORS off; "*" allowed).
+    cors_origins: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if self.slow_consumer not in (SLOW_RESYNC, SLOW_CLOSE):
+            raise ValueError(f"slow_consumer must be {SLOW_RESYNC!r} or {SLOW_CLOSE!r}")
+        if not self.sse_prefix.startswith("/") or self.sse_prefix.endswith("/"):
+            raise ValueError("sse_prefix must start with '/' and not end with one")
