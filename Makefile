@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test bench clean venv
+.PHONY: test serve bench clean venv
+
+# The example project `make serve` runs (examples/todo or examples/progress).
+EXAMPLE ?= todo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +22,12 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+serve: $(STAMP)
+	$(BIN)/python -m runtime serve examples/$(EXAMPLE)
+
 bench: $(STAMP)
 	$(BIN)/python bench/actors.py
+	$(BIN)/python bench/streams.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

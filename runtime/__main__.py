@@ -1,5 +1,12 @@
 """``python -m runtime``: the command line.
 
+    python -m runtime serve [DIR] [--host H] [--port P] [--stream-port P] [--storage URL] [--log-json]
+
+serves the project in DIR (default ``.``) until SIGINT or SIGTERM, which
+shut it down gracefully (exit 0). Its default storage is the SQLite file
+``DIR/.runtime/runtime.db``. A broken project, a bad storage URL or a port
+in use is one clear line on stderr and a non-zero exit.
+
     python -m runtime dead-letters [--project DIR] [--storage URL] [--topic T]          list them
     python -m runtime dead-letters [--project DIR] [--storage URL] replay ID [ID ...]   back to their queue
     python -m runtime dead-letters [--project DIR] [--storage URL] replay --all
@@ -33,6 +40,13 @@ def default_storage_url(directory: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime", description="A real-time streams runtime on Trio.")
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a project over HTTP (step routes, SSE)")
+    serve.add_argument("directory", nargs="?", default=".", help="the project directory (default: .)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3111, help="HTTP port (default: 3111; 0 picks a free one)")
+    serve.add_argument("--stream-port", type=int, default=3112, help="WebSocket stream port (default: 3112)")
+    serve.add_argument("--storage", help="memory | sqlite:PATH (default: sqlite:DIR/.runtime/runtime.db)")
+    serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
     dead = commands.add_parser("dead-letters", help="list or replay queue messages that exhausted their retries")
     dead.add_argument("--project", dest="directory", default=".", help="the project directory (default: .)")
     dead.add_argument("--storage", help="storage URL (default: sqlite:DIR/.runtime/runtime.db)")
@@ -75,8 +89,76 @@ async def _dead_letters(args: argparse.Namespace, storage: Storage) -> int:
         return 0
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    import signal
+
+    from .app import App
+    from .server.settings import ServerSettings
+
+    storage_url = args.storage or default_storage_url(args.directory)
+    try:
+        storage = open_storage(storage_url)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .steps.loader import ProjectError
+
+    try:
+        app = App.from_directory(args.directory, storage=storage)
+        settings = ServerSettings(host=args.host, port=args.port, stream_port=args.stream_port)
+    except (ProjectError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shutdown = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def on_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    task_status.started()
+                    async for _ in signals:
+                        if shutdown.is_set():
+                            nursery.cancel_scope.cancel()  # a second signal: stop now
+                            return
+                        print("shutting down", file=sys.stderr, flush=True)
+                        shutdown.set()
+
+            await nursery.start(on_signals)
+            served = trio.Event()
+
+            async def run_app(task_status: trio.TaskStatus[object]) -> None:
+                try:
+                    await app.serve(settings, shutdown=shutdown, task_status=task_status)
+                finally:
+                    served.set()
+
+            listening = await nursery.start(run_app)
+            print(f"listening on {listening.http_url} (storage {storage_url})", flush=True)
+            await shutdown.wait()
+            with trio.move_on_after(settings.shutdown_timeout * 3):
+                await served.wait()  # streams closed, requests finished, groups drained
+            nursery.cancel_scope.cancel()
+    except (OSError, BaseExceptionGroup) as exc:
+        from actors.exceptions import sole_error
+
+        error = sole_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if not isinstance(error, OSError):
+            raise
+        print(f"error: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from .logs import configure_logging
+
+        configure_logging(json=args.log_json)
+        try:
+            return trio.run(_serve, args)
+        except KeyboardInterrupt:
+            return 130
     if args.command == "dead-letters":
         url = args.storage or default_storage_url(args.directory)
         try:

@@ -127,6 +127,15 @@ class App:
 
     # -- in-process calls ------------------------------------------------------------
 
+    def stream(self, name: str) -> Any:
+        """A `Stream` handle bound to this app, usable from any task.
+
+        Module-level handles find the app through the task they run in
+        (handlers, and code inside ``async with app``); code in other tasks
+        (a program that started ``app.serve`` in a nursery) uses this.
+        """
+        return self.steps.stream_handle(name)
+
     async def request(
         self,
         method: str,

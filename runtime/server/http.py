@@ -20,6 +20,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from actors import ActorStopped
+
 from ..errors import StreamNotFound
 from ..steps.context import FlowContext, TriggerInfo, new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
@@ -165,6 +167,9 @@ class _SSEBody:
         with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
             try:
                 await server.app.engine.leave(self._outbox, sub.stream_name, sub.group_id, self._id)
+            except (ActorStopped, RuntimeError):
+                pass  # the engine stopped first (shutdown): the group and its registrations are gone
+            try:
                 await server.on_leave(sub, self._auth)
             except Exception:  # noqa: BLE001 - cleanup must not raise into the server
                 logger.exception("SSE cleanup for %s/%s failed", sub.stream_name, sub.group_id)
@@ -301,7 +306,6 @@ class HttpServer:
         except StreamNotFound as exc:
             return json_response(404, {"error": {"code": exc.code, "message": str(exc)}})
         query = _query_params(request.args)
-        headers = {k: v for k, v in request.headers.items()}
         remote = request.scope.get("client")
         auth_request = AuthRequest(
             headers=request.headers, path=request.path, query_params=query,
@@ -313,7 +317,8 @@ class HttpServer:
             await self.check_access(definition.config, subscription, auth_context)
         except Refused as refused:
             return json_response(refused.status, {"error": {"code": refused.code, "message": str(refused)}})
-        since = parse_last_event_id(headers.get("Last-Event-ID") or headers.get("last-event-id") or query.get("lastEventId"))
+        last_event_id = query.get("lastEventId") if "lastEventId" in query else request.headers.get("Last-Event-ID")
+        since = parse_last_event_id(last_event_id if isinstance(last_event_id, str) else None)
         outbox = SSEOutbox(self.settings.outbox_limit, metrics=self.metrics)
         outbox.push_raw(f"retry: {self.settings.sse_retry_ms}\n\n".encode())
         response = Response(

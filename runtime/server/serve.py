@@ -18,6 +18,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from actors.exceptions import sole_error
+
 from .http import HttpServer
 from .settings import ServerSettings
 
@@ -60,7 +62,7 @@ async def serve(
     ``port=0`` picks a free port; the `Listening` passed to ``task_status``
     says which. Raises OSError with a clear message when the port is taken.
     """
-    shutdown = shutdown or trio.Event()
+    shutdown = shutdown if shutdown is not None else trio.Event()
     async with app:
         async with trio.open_nursery() as handlers:
             server = HttpServer(app, settings, handlers)
@@ -81,9 +83,10 @@ async def serve(
             handlers.start_soon(graceful)
             try:
                 binds = await handlers.start(run_hypercorn)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise OSError(exc.errno, f"{settings.host}:{settings.port} is already in use") from None
+            except (OSError, BaseExceptionGroup) as exc:
+                error = sole_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+                if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+                    raise OSError(error.errno, f"{settings.host}:{settings.port} is already in use") from None
                 raise
             task_status.started(Listening(http_url=binds[0], server=server))
             await shutdown.wait()

@@ -25,7 +25,7 @@ from ..storage.memory import MemoryStorage
 from .config import StreamConfig, StreamDefinition
 from .events import Event
 from .group import GroupActor
-from .messages import Join, Joined, Leave, LeaveAll
+from .messages import GroupStats, Join, Joined, Leave, LeaveAll
 from .subscribers import Subscriber
 from .triggers import StreamListener, TriggerDispatcher
 
@@ -227,6 +227,10 @@ class StreamEngine:
 
     async def leave_all(self, subscriber: Subscriber, stream: str, group: str) -> None:
         await self.group_ref(stream, group).ask(LeaveAll(subscriber))
+
+    async def group_stats(self, stream: str, group: str) -> dict[str, Any]:
+        """``subscribers``, ``subscriptions``, ``items``, ``epoch``, ``offset``, ``history`` of a group."""
+        return await self.group_ref(stream, group).ask(GroupStats())
 
     # -- stream triggers --------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from ..storage.base import ConflictError, GroupCommit, StoredEvent
 from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event
 from .messages import (
-    MUTATIONS, DeleteItem, GetItem, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem, UpdateItem,
+    MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
+    UpdateItem,
 )
 from .ops import apply_ops
 from .subscribers import Subscriber, SubscriberIndex
@@ -141,6 +142,15 @@ class GroupActor(Actor):
             return self.subscribers.remove(message.subscriber, message.subscription_id)
         if kind is LeaveAll:
             return self.subscribers.remove_all(message.subscriber)
+        if kind is GroupStats:
+            return {
+                "subscribers": self.subscribers.subscriber_count,
+                "subscriptions": len(self.subscribers),
+                "items": len(self.items),
+                "epoch": self.epoch,
+                "offset": self.offset,
+                "history": len(self.history),
+            }
         raise TypeError(f"a group actor does not understand {kind.__name__}")
 
     # -- mutations --------------------------------------------------------------

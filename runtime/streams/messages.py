@@ -10,7 +10,7 @@ from .subscribers import Subscriber
 
 __all__ = [
     "GetItem", "ListItems", "SetItem", "UpdateItem", "DeleteItem", "SendEvent",
-    "Join", "Joined", "Leave", "LeaveAll", "MUTATIONS",
+    "Join", "Joined", "Leave", "LeaveAll", "GroupStats", "MUTATIONS",
 ]
 
 
@@ -84,6 +84,11 @@ class Leave:
 @attrs.frozen(slots=True)
 class LeaveAll:
     subscriber: Subscriber
+
+
+@attrs.frozen(slots=True)
+class GroupStats:
+    """Ask for a group's figures (subscribers, offset, size): for metrics and tests."""
 
 
 #: Messages that change state (or emit): they are grouped into one commit.

@@ -1,0 +1,73 @@
+"""A real server on a free loopback port, and a small SSE reader for the tests."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import httpx
+import orjson
+import pytest
+import trio
+
+from runtime import App
+from runtime.server import ServerSettings
+
+
+@pytest.fixture(autouse=True)
+def _quiet(caplog):
+    for name in ("actors", "runtime.streams", "runtime.server", "runtime.steps"):
+        caplog.set_level(logging.CRITICAL + 1, logger=name)
+
+
+@asynccontextmanager
+async def running(app: App, **settings: Any) -> AsyncIterator[tuple[str, Any]]:
+    """Serve ``app`` on 127.0.0.1:<free port>; yields (base URL, the HttpServer)."""
+    async with trio.open_nursery() as nursery:
+        listening = await nursery.start(
+            lambda task_status: app.serve(ServerSettings(port=0, **settings), task_status=task_status)
+        )
+        try:
+            yield listening.http_url, listening.server
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def client(base_url: str, **options: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, **{"timeout": 10, **options})
+
+
+class SSEReader:
+    """Parses an SSE response into events: dicts with id, event, data (decoded JSON), comment."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_text()
+        self._buffer = ""
+        self.retry: int | None = None
+
+    async def next(self) -> dict[str, Any]:
+        while "\n\n" not in self._buffer:
+            self._buffer += await self._chunks.__anext__()
+        block, self._buffer = self._buffer.split("\n\n", 1)
+        event: dict[str, Any] = {}
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                event["comment"] = value
+            elif field == "data":
+                event["data"] = orjson.loads(value)
+            elif field == "retry":
+                self.retry = int(value)
+                event["retry"] = int(value)
+            else:
+                event[field] = value
+        return event
+
+    async def next_event(self) -> dict[str, Any]:
+        """The next stream event, skipping the retry hint and heartbeats."""
+        while True:
+            event = await self.next()
+            if "data" in event:
+                return event

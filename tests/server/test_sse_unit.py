@@ -1,0 +1,59 @@
+"""SSE pieces without sockets: the wire format, resume tokens, heartbeats in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from runtime import App, Stream
+from runtime.server.auth import Subscription
+from runtime.server.http import HttpServer, _SSEBody
+from runtime.server.settings import ServerSettings
+from runtime.server.sse import SSEOutbox, parse_last_event_id, sse_block
+from runtime.streams.events import Event
+
+
+def test_sse_block_has_id_only_for_state_and_sync():
+    state = Event(stream="s", group="g", item_id="a", type="create", data={"id": "a"}, timestamp=1, epoch="e", offset=3)
+    custom = Event(stream="s", group="g", item_id=None, type="event", data={"type": "t", "data": 1}, timestamp=2)
+    assert sse_block(state).startswith(b"id: e:3\nevent: create\ndata: {")
+    assert sse_block(custom).startswith(b"event: event\ndata: {")
+    assert sse_block(state) is sse_block(state)  # encoded once, shared by every subscriber
+    assert sse_block(state).endswith(b"\n\n") and sse_block(state).count(b"\n") == 4
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("k3f9:41", ("k3f9", 41)), ("a:b:7", ("a:b", 7)), ("", None), (None, None), ("nocolon", None),
+    (":5", None), ("e:-1", None), ("e:x", None),
+])
+def test_parse_last_event_id(value, expected):
+    assert parse_last_event_id(value) == expected
+
+
+def test_outbox_drops_its_backlog_when_over_its_bound_until_a_sync():
+    def event(n, type_="update"):
+        return Event(stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n)
+
+    outbox = SSEOutbox(limit=1000)
+    assert all(outbox.deliver(event(n)) for n in range(3))
+    assert not any(outbox.deliver(event(n)) for n in range(3, 10))
+    assert outbox.overflowed and outbox.take() == b""
+    assert outbox.deliver(event(11, "sync"), initial=True) and not outbox.overflowed
+    assert outbox.deliver(event(12))
+
+
+async def test_heartbeats_every_15_seconds_in_virtual_time(autojump_clock):
+    app = App(streams=[Stream("hb")])
+    async with app, trio.open_nursery() as nursery:
+        server = HttpServer(app, ServerSettings(), nursery)
+        body = _SSEBody(server, SSEOutbox(1 << 20), Subscription("hb", "g"), None, None)
+        first = await body.__anext__()
+        assert b"event: sync" in first
+        start = trio.current_time()
+        assert await body.__anext__() == b": ping\n\n"
+        assert trio.current_time() - start == pytest.approx(15)
+        await app.stream("hb").set("g", "a", {"n": 1})
+        assert b"event: create" in await body.__anext__()
+        await body.aclose()
+        assert (await app.engine.group_stats("hb", "g"))["subscribers"] == 0
+        nursery.cancel_scope.cancel()
