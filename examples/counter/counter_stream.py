@@ -1,0 +1,3 @@
+from runtime import StreamConfig
+
+config = StreamConfig(name="counter", schema={"value": "integer"})
