@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stream-port", type=int, default=3112, help="WebSocket stream port (default: 3112)")
     serve.add_argument("--storage", help="memory | sqlite:PATH (default: sqlite:DIR/.runtime/runtime.db)")
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                       help="allow browser calls from this origin (repeatable; * for any)")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
+                       help="only these origins may open stream subscriptions (repeatable)")
     dead = commands.add_parser("dead-letters", help="list or replay queue messages that exhausted their retries")
     dead.add_argument("--project", dest="directory", default=".", help="the project directory (default: .)")
     dead.add_argument("--storage", help="storage URL (default: sqlite:DIR/.runtime/runtime.db)")
@@ -105,7 +109,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
     try:
         app = App.from_directory(args.directory, storage=storage)
-        settings = ServerSettings(host=args.host, port=args.port, stream_port=args.stream_port)
+        settings = ServerSettings(
+            host=args.host, port=args.port, stream_port=args.stream_port,
+            cors_origins=args.cors_origin, allowed_origins=args.allowed_origin,
+        )
     except (ProjectError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

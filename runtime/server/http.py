@@ -216,10 +216,31 @@ class HttpServer:
         quart.add_url_rule(f"{prefix}/<stream>/<group>/<item>", "sse_item", self._sse, methods=["GET"])
         quart.add_url_rule("/", "steps_root", self._step, methods=ALL_METHODS, defaults={"path": ""})
         quart.add_url_rule("/<path:path>", "steps", self._step, methods=ALL_METHODS)
-        quart.after_request(self._count)
+        quart.before_request(self._preflight)
+        quart.after_request(self._after)
         return quart
 
-    async def _count(self, response: Response) -> Response:
+    async def _preflight(self) -> Response | None:
+        """Answer CORS preflights for allowed origins (CORS is off until origins are configured)."""
+        origin = request.headers.get("Origin")
+        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+            return None
+        if not self.settings.cors_allows(origin):
+            return None  # not a CORS request we serve: routed as usual
+        response = Response(b"", status=204)
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(ALL_METHODS)
+        requested = request.headers.get("Access-Control-Request-Headers")
+        if requested:
+            response.headers["Access-Control-Allow-Headers"] = requested
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    async def _after(self, response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if self.settings.cors_allows(origin):
+            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in self.settings.cors_origins else origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Trace-Id"
+            response.headers["Vary"] = "Origin"
         self.metrics.http_requests[response.status_code] += 1
         return response
 
@@ -301,6 +322,8 @@ class HttpServer:
 
     async def _sse(self, stream: str, group: str, item: str | None = None) -> Response:
         engine = self.app.engine
+        if not self.settings.origin_allowed(request.headers.get("Origin")):
+            return json_response(403, {"error": {"code": "ORIGIN_NOT_ALLOWED", "message": "this origin may not subscribe"}})
         try:
             definition = engine.definition(stream)
         except StreamNotFound as exc:

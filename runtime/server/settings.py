@@ -31,8 +31,19 @@ class ServerSettings:
     sse_retry_ms: int = 2000
     #: Seconds the server waits for handlers and streams at shutdown.
     shutdown_timeout: float = 5.0
-    #: CORS: allowed origins for step routes and SSE (empty = CORS off; "*" allowed).
-    cors_origins: tuple[str, ...] = ()
+    #: CORS: origins allowed to call step routes and SSE from a browser
+    #: (empty = CORS off; "*" = any). Preflights are answered when set.
+    cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Origins allowed to open SSE (and WebSocket) subscriptions; when set, a
+    #: request carrying another ``Origin`` is refused with 403, so a page on
+    #: another site cannot ride a user's cookies into a stream.
+    allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def cors_allows(self, origin: str | None) -> bool:
+        return bool(origin) and bool(self.cors_origins) and ("*" in self.cors_origins or origin in self.cors_origins)
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        return not origin or not self.allowed_origins or "*" in self.allowed_origins or origin in self.allowed_origins
 
     def __attrs_post_init__(self) -> None:
         if self.slow_consumer not in (SLOW_RESYNC, SLOW_CLOSE):

@@ -128,3 +128,37 @@ async def test_a_client_that_leaves_cancels_the_handler():
             while not events:
                 await trio.sleep(0.01)
         assert events == ["handler finally ran"]
+
+
+async def test_cors_is_off_until_origins_are_configured_then_preflights_are_answered():
+    async with running(make_app()) as (url, _):
+        async with client(url) as c:
+            plain = await c.get("/todos/a", headers={"Origin": "https://app.example"})
+            assert "access-control-allow-origin" not in plain.headers
+    async with running(make_app(), cors_origins=["https://app.example"]) as (url, _):
+        async with client(url) as c:
+            preflight = await c.options("/todos", headers={
+                "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type"})
+            assert preflight.status_code == 204
+            assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+            assert "POST" in preflight.headers["access-control-allow-methods"]
+            assert preflight.headers["access-control-allow-headers"] == "content-type"
+            created = await c.post("/todos", json={"title": "t"}, headers={"Origin": "https://app.example"})
+            assert created.headers["access-control-allow-origin"] == "https://app.example"
+            other = await c.post("/todos", json={"title": "t"}, headers={"Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in other.headers
+
+
+async def test_sse_refuses_other_origins_when_origins_are_configured():
+    from runtime import Stream
+
+    app = App(streams=[Stream("feed")])
+    async with running(app, allowed_origins=["https://app.example"]) as (url, _):
+        async with client(url) as c:
+            refused = await c.get("/streams/feed/g", headers={"Origin": "https://evil.example"})
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+            async with c.stream("GET", "/streams/feed/g", headers={"Origin": "https://app.example"}) as ok:
+                assert ok.status_code == 200
+            async with c.stream("GET", "/streams/feed/g") as no_origin:  # not a browser: no Origin
+                assert no_origin.status_code == 200
