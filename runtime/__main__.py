@@ -140,7 +140,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     served.set()
 
             listening = await nursery.start(run_app)
-            print(f"listening on {listening.http_url} (storage {storage_url})", flush=True)
+            print(f"listening on {listening.http_url} and {listening.stream_url} (storage {storage_url})", flush=True)
             await shutdown.wait()
             with trio.move_on_after(settings.shutdown_timeout * 3):
                 await served.wait()  # streams closed, requests finished, groups drained

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
 from ..errors import Unauthorized
+from ..steps.context import FlowContext, TriggerInfo, new_trace_id
 
-__all__ = ["AuthRequest", "Subscription", "call_hook", "authenticate", "token_from", "Refused"]
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = [
+    "AuthRequest", "Subscription", "call_hook", "authenticate", "token_from", "Refused", "check_access", "notify_leave",
+]
 
 logger = logging.getLogger("runtime.server")
 
@@ -90,3 +96,30 @@ async def authenticate(hook: Callable[..., Any] | None, request: AuthRequest) ->
     except Exception as exc:  # noqa: BLE001 - a broken hook refuses, and says so in the log
         logger.exception("authenticate hook raised; refusing the connection")
         raise Refused(401, "UNAUTHORIZED", "authentication failed") from exc
+
+
+def _hook_context(app: App, name: str) -> FlowContext:
+    return FlowContext(app.steps, step=name, trace_id=new_trace_id(), trigger=TriggerInfo("stream"))
+
+
+async def check_access(app: App, config: Any, subscription: Subscription, auth_context: Any) -> None:
+    """``can_access`` then ``on_join``; raises `Refused` (403) when either says no, or raises."""
+    try:
+        if config.can_access is not None and not await call_hook(config.can_access, subscription, auth_context):
+            raise Refused(403, "STREAM_ACCESS_DENIED", "access to this stream is denied")
+        if config.on_join is not None:
+            result = await call_hook(config.on_join, subscription, _hook_context(app, "on_join"), auth_context)
+            if isinstance(result, Mapping) and result.get("unauthorized"):
+                raise Refused(403, "STREAM_ACCESS_DENIED", "the join was refused")
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken hook refuses
+        logger.exception("access hook for %s raised; refusing", subscription.stream_name)
+        raise Refused(403, "STREAM_ACCESS_DENIED", "access check failed") from exc
+
+
+async def notify_leave(app: App, subscription: Subscription, auth_context: Any) -> None:
+    """Run the stream's ``on_leave`` hook, if any."""
+    config = app.engine.definition(subscription.stream_name).config
+    if config.on_leave is not None:
+        await call_hook(config.on_leave, subscription, _hook_context(app, "on_leave"), auth_context)

@@ -23,9 +23,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from actors import ActorStopped
 
 from ..errors import StreamNotFound
-from ..steps.context import FlowContext, TriggerInfo, new_trace_id
+from ..steps.context import new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
-from .auth import AuthRequest, Refused, Subscription, authenticate, call_hook, token_from
+from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
 from .metrics import ServerMetrics, render_metrics
 from .responses import ResponseStream
 from .settings import SLOW_CLOSE, ServerSettings
@@ -352,25 +352,8 @@ class HttpServer:
         response.timeout = None
         return response
 
-    def _hook_context(self, name: str) -> FlowContext:
-        return FlowContext(self.app.steps, step=name, trace_id=new_trace_id(), trigger=TriggerInfo("stream"))
-
     async def check_access(self, config: Any, subscription: Subscription, auth_context: Any) -> None:
-        """``can_access`` then ``on_join``; raises `Refused` (403) when either says no."""
-        try:
-            if config.can_access is not None and not await call_hook(config.can_access, subscription, auth_context):
-                raise Refused(403, "STREAM_ACCESS_DENIED", "access to this stream is denied")
-            if config.on_join is not None:
-                result = await call_hook(config.on_join, subscription, self._hook_context("on_join"), auth_context)
-                if isinstance(result, Mapping) and result.get("unauthorized"):
-                    raise Refused(403, "STREAM_ACCESS_DENIED", "the join was refused")
-        except Refused:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken hook refuses
-            logger.exception("access hook for %s raised; refusing", subscription.stream_name)
-            raise Refused(403, "STREAM_ACCESS_DENIED", "access check failed") from exc
+        await check_access(self.app, config, subscription, auth_context)
 
     async def on_leave(self, subscription: Subscription, auth_context: Any) -> None:
-        config = self.app.engine.definition(subscription.stream_name).config
-        if config.on_leave is not None:
-            await call_hook(config.on_leave, subscription, self._hook_context("on_leave"), auth_context)
+        await notify_leave(self.app, subscription, auth_context)

@@ -21,6 +21,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from actors.exceptions import sole_error
 
 from .http import HttpServer
+from .websocket import WebSocketServer
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ class Listening:
     """What `serve` reports once it accepts connections."""
 
     http_url: str
+    stream_url: str
     server: HttpServer
+    websocket: WebSocketServer
 
 
 def _hypercorn_config(settings: ServerSettings) -> Config:
@@ -66,11 +69,13 @@ async def serve(
     async with app:
         async with trio.open_nursery() as handlers:
             server = HttpServer(app, settings, handlers)
+            websocket = WebSocketServer(app, settings, server.metrics)
             config = _hypercorn_config(settings)
 
             async def graceful() -> None:
                 await shutdown.wait()
                 server.close_streams()
+                websocket.close_all()
 
             hypercorn_done = trio.Event()
 
@@ -88,10 +93,18 @@ async def serve(
                 if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
                     raise OSError(error.errno, f"{settings.host}:{settings.port} is already in use") from None
                 raise
-            task_status.started(Listening(http_url=binds[0], server=server))
+            try:
+                stream_url = await handlers.start(websocket.serve)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(exc.errno, f"{settings.host}:{settings.stream_port} is already in use") from None
+                raise
+            task_status.started(Listening(http_url=binds[0], stream_url=stream_url, server=server, websocket=websocket))
             await shutdown.wait()
             # hypercorn returns once its connections are done (bounded by
             # graceful_timeout); then stop the handlers still running.
             with trio.move_on_after(settings.shutdown_timeout + 1):
                 await hypercorn_done.wait()
+                while websocket.connections:  # each ends once its close frame is written
+                    await trio.sleep(0.01)
             handlers.cancel_scope.cancel()

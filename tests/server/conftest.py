@@ -23,10 +23,10 @@ def _quiet(caplog):
 
 @asynccontextmanager
 async def running(app: App, **settings: Any) -> AsyncIterator[tuple[str, Any]]:
-    """Serve ``app`` on 127.0.0.1:<free port>; yields (base URL, the HttpServer)."""
+    """Serve ``app`` on 127.0.0.1:<free ports>; yields (base URL, the HttpServer)."""
     async with trio.open_nursery() as nursery:
         listening = await nursery.start(
-            lambda task_status: app.serve(ServerSettings(port=0, **settings), task_status=task_status)
+            lambda task_status: app.serve(ServerSettings(**{"port": 0, "stream_port": 0, **settings}), task_status=task_status)
         )
         try:
             yield listening.http_url, listening.server
@@ -71,3 +71,18 @@ class SSEReader:
             event = await self.next()
             if "data" in event:
                 return event
+
+
+@asynccontextmanager
+async def running_ws(app: App, **settings: Any) -> AsyncIterator[Any]:
+    """Serve ``app``; yields the `Listening` (http_url, stream_url, server, websocket)."""
+    async with trio.open_nursery() as nursery:
+        listening = await nursery.start(
+            lambda task_status: app.serve(
+                ServerSettings(**{"port": 0, "stream_port": 0, **settings}), task_status=task_status
+            )
+        )
+        try:
+            yield listening
+        finally:
+            nursery.cancel_scope.cancel()

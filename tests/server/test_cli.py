@@ -53,7 +53,7 @@ async def test_sigterm_during_active_streams_exits_0(tmp_path):
         config = StreamConfig(name="todo")
     """))
     process = await trio.lowlevel.open_process(
-        serve_command(str(tmp_path), "--port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        serve_command(str(tmp_path), "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
         env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
     )
     try:

@@ -1,0 +1,356 @@
+"""The WebSocket stream listener: Motia's stream protocol on raw Trio sockets.
+
+wsproto does the handshake and parses what clients send; what the server
+sends is framed here, once per event (`ws_protocol.event_frame`), and the
+same bytes go to every matching connection's outbox. Each connection is a
+small actor with three tasks in its own nursery — a reader that handles
+frames strictly in arrival order, a writer that sends everything queued in
+one write, a pinger — and a cleanup that runs however the connection ends
+(client close, network drop, slow-consumer policy, server shutdown) and
+leaves nothing behind: no task, no registration in any group, no buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, RejectData, Request, TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from actors import ActorStopped
+
+from ..errors import StreamNotFound
+from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
+from .metrics import ServerMetrics
+from .outbox import Outbox
+from .settings import SLOW_CLOSE, ServerSettings
+from .ws_protocol import (
+    MAX_CLIENT_FRAME, BadFrame, JoinCommand, LeaveCommand, bad_frame_error, close_frame, event_frame,
+    not_found_frame, parse_client_message, ping_frame, refusal_frames,
+)
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["WebSocketServer", "MAX_SUBSCRIPTIONS"]
+
+logger = logging.getLogger("runtime.server")
+
+MAX_SUBSCRIPTIONS = 1000
+HANDSHAKE_TIMEOUT = 10.0
+PING_INTERVAL = 25.0
+PONG_TIMEOUT = 20.0
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_SLOW = 4008
+
+
+#: How a connection that the network dropped shows itself: nothing to report.
+_NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError, LocalProtocolError)
+
+
+class Connection:
+    """One client: its subscriptions, its outbox, its tasks."""
+
+    def __init__(self, server: WebSocketServer, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.SERVER)
+        self.outbox = Outbox(
+            server.settings.outbox_limit, event_frame, metrics=server.metrics, on_overflow=self._overflowed
+        )
+        self._slow = False
+        self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
+        self.auth_context: Any = None
+        self._pong = trio.Event()
+        self._cancel: trio.CancelScope | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        server = self.server
+        try:
+            with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
+                accepted = await self._handshake()
+            if handshake.cancelled_caught or not accepted:
+                return
+            server.connections.add(self)
+            server.metrics.connections["websocket"] += 1
+            try:
+                with trio.CancelScope() as self._cancel:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._writer, nursery.cancel_scope)
+                        nursery.start_soon(self._pinger)
+                        await self._reader()
+                        # the client said goodbye: flush what is queued, then stop
+                        self.outbox.close()
+            finally:
+                server.connections.discard(self)
+                server.metrics.connections["websocket"] -= 1
+                with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
+                    await self._cleanup()
+                if self._slow:
+                    with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
+                        await self.stream.send_all(close_frame(CLOSE_SLOW, "slow"))
+        except _NETWORK_ERRORS:
+            pass  # the network went away; cleanup above already ran
+        except BaseExceptionGroup as group:
+            _, rest = group.split(_NETWORK_ERRORS)
+            if rest is not None:
+                raise rest from None
+        finally:
+            with trio.move_on_after(1, shield=True):
+                await self.stream.aclose()
+
+    async def _cleanup(self) -> None:
+        self.outbox.close()
+        for subscription_id in list(self.subscriptions):
+            await self._leave(subscription_id)
+
+    def _overflowed(self) -> None:
+        """The group dropped our backlog. Under the close policy, end now: the
+        writer may be stuck on a client that reads nothing, and must not wait."""
+        if self.server.settings.slow_consumer == SLOW_CLOSE and not self._slow:
+            self._slow = True
+            self.server.metrics.slow_consumer_closes += 1
+            if self._cancel is not None:
+                self._cancel.cancel()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Queue a close frame and end the connection once it is written."""
+        try:
+            data = self.ws.send(CloseConnection(code=code, reason=reason))
+        except LocalProtocolError:
+            data = close_frame(code, reason)
+        self.outbox.push_raw(data)
+        self.outbox.close()
+
+    # -- handshake ------------------------------------------------------------------
+
+    async def _handshake(self) -> bool:
+        request = None
+        received = 0
+        while request is None:
+            data = await self.stream.receive_some(16384)
+            if not data:
+                return False
+            received += len(data)
+            if received > 16384:
+                await self.stream.send_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n")
+                return False
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                if isinstance(event, Request):
+                    request = event
+                    break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.extra_headers}
+        target = urlsplit(request.target)
+        query: dict[str, Any] = {}
+        for name, value in parse_qsl(target.query, keep_blank_values=True):
+            query[name] = value
+        offered = list(request.subprotocols)
+        subprotocol_token = None
+        chosen = None
+        if "Authorization" in offered:
+            chosen = "Authorization"
+            others = [p for p in offered if p != "Authorization"]
+            subprotocol_token = others[0] if others else None
+        settings = self.server.settings
+        if not settings.origin_allowed(headers.get("origin")):
+            await self._reject(403, "ORIGIN_NOT_ALLOWED", "this origin may not subscribe")
+            return False
+        peer = self.stream.socket.getpeername() if hasattr(self.stream, "socket") else None
+        auth_request = AuthRequest(
+            headers=headers, path=target.path or "/", query_params=query, addr=tuple(peer[:2]) if peer else None,
+            token=token_from(headers, query, subprotocol_token),
+        )
+        try:
+            self.auth_context = await authenticate(self.server.app.authenticate, auth_request)
+        except Refused as refused:
+            await self._reject(refused.status, refused.code, str(refused))
+            return False
+        await self.stream.send_all(self.ws.send(AcceptConnection(subprotocol=chosen)))
+        # Anything the client sent after its handshake is already in wsproto's buffer.
+        return True
+
+    async def _reject(self, status: int, code: str, message: str) -> None:
+        body = orjson.dumps({"error": {"code": code, "message": message}})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        data = self.ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += self.ws.send(RejectData(data=body))
+        await self.stream.send_all(data)
+
+    # -- tasks ----------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        message: list[bytes | str] = []
+        size = 0
+        # wsproto may already hold frames that arrived with the handshake
+        pending = self.ws.events()
+        while True:
+            for event in pending:
+                if isinstance(event, (TextMessage, BytesMessage)):
+                    size += len(event.data)
+                    if size > MAX_CLIENT_FRAME:
+                        self.close(CLOSE_TOO_BIG, "frame too big")
+                        return
+                    message.append(event.data)
+                    if event.message_finished:
+                        data = "".join(message) if isinstance(event, TextMessage) else b"".join(message)  # type: ignore[arg-type]
+                        message, size = [], 0
+                        await self._handle(data)
+                elif isinstance(event, Ping):
+                    self.outbox.push_raw(self.ws.send(event.response()))
+                elif isinstance(event, Pong):
+                    self._pong.set()
+                elif isinstance(event, CloseConnection):
+                    try:
+                        self.outbox.push_raw(self.ws.send(event.response()))
+                    except LocalProtocolError:
+                        pass
+                    return
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return  # the peer went away without a close frame
+            self.ws.receive_data(data)
+            pending = self.ws.events()
+
+    async def _writer(self, connection_scope: trio.CancelScope) -> None:
+        outbox = self.outbox
+        while True:
+            await outbox.wait()
+            if outbox.overflowed and not outbox.closed and not self._slow:
+                await self._resync()
+            data = outbox.take()
+            if data:
+                await self.stream.send_all(data)
+            elif outbox.closed:
+                connection_scope.cancel()  # everything written: end the reader and pinger too
+                return
+
+    async def _pinger(self) -> None:
+        while True:
+            await trio.sleep(PING_INTERVAL)
+            self._pong = trio.Event()
+            self.outbox.push_raw(ping_frame(b"hb"))
+            with trio.move_on_after(PONG_TIMEOUT) as waited:
+                await self._pong.wait()
+            if waited.cancelled_caught:
+                logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
+                self.close(CLOSE_GOING_AWAY, "ping timeout")
+                return
+
+    # -- protocol -------------------------------------------------------------------
+
+    async def _handle(self, data: str | bytes) -> None:
+        command = parse_client_message(data)
+        if isinstance(command, BadFrame):
+            self.outbox.push_raw(bad_frame_error(command.message))
+        elif isinstance(command, JoinCommand):
+            await self._join(command)
+        else:
+            await self._leave_command(command)
+
+    async def _join(self, command: JoinCommand) -> None:
+        server = self.server
+        engine = server.app.engine
+        timestamp = engine.clock()
+        if command.subscription_id not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            self.outbox.push_raw(bad_frame_error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
+                                                 "TOO_MANY_SUBSCRIPTIONS"))
+            return
+        try:
+            definition = engine.definition(command.stream)
+        except StreamNotFound:
+            self.outbox.push_raw(not_found_frame(command.stream, command.group, command.item_id, timestamp))
+            return
+        subscription = Subscription(command.stream, command.group, command.item_id)
+        try:
+            await check_access(server.app, definition.config, subscription, self.auth_context)
+        except Refused as refused:
+            self.outbox.push_raw(refusal_frames(command.stream, command.group, command.item_id, timestamp, str(refused)))
+            return
+        previous = self.subscriptions.get(command.subscription_id)
+        if previous is not None and previous[:2] != (command.stream, command.group):
+            await self._leave(command.subscription_id)  # replaced by a join elsewhere
+        try:
+            await engine.join(self.outbox, command.stream, command.group, subscription_id=command.subscription_id,
+                              item_id=command.item_id, since=command.since)
+        except Exception as exc:  # noqa: BLE001 - answered to this client only
+            logger.error("websocket join to %s/%s failed: %r", command.stream, command.group, exc)
+            self.outbox.push_raw(bad_frame_error(f"join failed: {type(exc).__name__}", "JOIN_FAILED"))
+            return
+        if previous is None:
+            server.metrics.subscriptions["websocket"] += 1
+        self.subscriptions[command.subscription_id] = (command.stream, command.group, command.item_id)
+
+    async def _leave_command(self, command: LeaveCommand) -> None:
+        if command.subscription_id in self.subscriptions:
+            await self._leave(command.subscription_id)
+
+    async def _leave(self, subscription_id: str) -> None:
+        stream, group, item_id = self.subscriptions.pop(subscription_id)
+        self.server.metrics.subscriptions["websocket"] -= 1
+        try:
+            await self.server.app.engine.leave(self.outbox, stream, group, subscription_id)
+        except (ActorStopped, RuntimeError):
+            pass  # the engine is gone (shutdown): so is the registration
+        try:
+            await notify_leave(self.server.app, Subscription(stream, group, item_id), self.auth_context)
+        except Exception:  # noqa: BLE001 - a failing hook must not stop the cleanup
+            logger.exception("on_leave for %s/%s raised", stream, group)
+
+    async def _resync(self) -> None:
+        """Dropped backlog: a fresh sync for every subscription, in order."""
+        self.server.metrics.resyncs += 1
+        engine = self.server.app.engine
+        for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+            try:
+                await engine.join(self.outbox, stream, group, subscription_id=subscription_id, item_id=item_id)
+            except Exception as exc:  # noqa: BLE001
+                logger.error("resync of %s/%s failed: %r", stream, group, exc)
+            if self.subscriptions.get(subscription_id) != (stream, group, item_id):
+                # left (or replaced) while we re-joined: undo the registration we just made
+                await engine.leave(self.outbox, stream, group, subscription_id)
+
+
+class WebSocketServer:
+    """Accepts connections on the stream port and owns their tasks."""
+
+    def __init__(self, app: App, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.connections: set[Connection] = set()
+
+    async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                lambda task_status: trio.serve_tcp(
+                    self._handle, self.settings.stream_port, host=self.settings.host,
+                    handler_nursery=nursery, task_status=task_status,
+                )
+            )
+            host, port = listeners[0].socket.getsockname()[:2]
+            task_status.started(f"ws://{host}:{port}")
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        try:
+            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
+        except (OSError, AttributeError):
+            pass
+        await Connection(self, stream).run()
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Shutdown: every connection gets ``code`` (1001) once its queue is written."""
+        for connection in list(self.connections):
+            connection.close(code, "server shutting down")
+
+

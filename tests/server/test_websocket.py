@@ -1,0 +1,223 @@
+"""The WebSocket stream protocol through a real listener and a raw WebSocket client."""
+
+from __future__ import annotations
+
+import socket
+
+import orjson
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from runtime import App, HistoryPolicy, Stream, StreamConfig, Unauthorized
+
+from .conftest import running_ws
+
+left: list = []
+
+
+def can_access(subscription, auth):
+    return subscription.group_id != "secret"
+
+
+todos_config = Stream(StreamConfig(name="todos", can_access=can_access, history=HistoryPolicy(max_events=5),
+                                   on_leave=lambda sub, ctx, auth: left.append(sub.group_id)))
+
+
+def authenticate(request):
+    if request.token == "bad":
+        raise Unauthorized("bad token")
+    return {"token": request.token}
+
+
+def make_app(**options) -> App:
+    return App(streams=[todos_config], authenticate=authenticate, **options)
+
+
+async def receive(ws) -> dict:
+    with trio.fail_after(5):
+        return orjson.loads(await ws.get_message())
+
+
+def join(sid, group="inbox", item=None, since=None, stream="todos"):
+    data = {"streamName": stream, "groupId": group, "subscriptionId": sid}
+    if item is not None:
+        data["id"] = item
+    if since is not None:
+        data["since"] = since
+    return orjson.dumps({"type": "join", "data": data}).decode()
+
+
+async def test_handshake_echoes_the_authorization_subprotocol_and_refuses_before_upgrade():
+    async with running_ws(make_app()) as listening:
+        async with open_websocket_url(listening.stream_url, subprotocols=["Authorization", "tok"]) as ws:
+            assert ws.subprotocol == "Authorization"
+        with pytest.raises(ConnectionRejected) as caught:
+            async with open_websocket_url(listening.stream_url, subprotocols=["Authorization", "bad"]):
+                pass
+        assert caught.value.status_code == 401
+        assert orjson.loads(caught.value.body)["error"]["code"] == "UNAUTHORIZED"
+        with pytest.raises(ConnectionRejected):
+            async with open_websocket_url(listening.stream_url + "/any/path?authToken=bad"):
+                pass
+        with pytest.raises(ConnectionRejected):
+            async with open_websocket_url(listening.stream_url, extra_headers=[(b"Authorization", b"Bearer bad")]):
+                pass
+
+
+async def test_join_sync_and_every_event_kind_in_order():
+    app = make_app()
+    todos = app.stream("todos")
+    async with running_ws(app) as listening:
+        await todos.set("inbox", "a", {"title": "milk"})
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("s1"))
+            sync = await receive(ws)
+            assert sync["type"] == "stream" and sync["streamName"] == "todos" and sync["groupId"] == "inbox"
+            assert sync["id"] is None and sync["event"] == {"type": "sync", "data": [{"id": "a", "title": "milk"}]}
+            epoch, offset = sync["epoch"], sync["offset"]
+            await todos.set("inbox", "b", {"title": "bread"})
+            await todos.update("inbox", "a", [{"type": "set", "path": "done", "value": True}])
+            await todos.delete("inbox", "b")
+            await todos.send({"groupId": "inbox", "id": None}, {"type": "typing", "data": {"who": "x"}})
+            frames = [await receive(ws) for _ in range(4)]
+            assert [f["event"]["type"] for f in frames] == ["create", "update", "delete", "event"]
+            assert [f.get("offset") for f in frames] == [offset + 1, offset + 2, offset + 3, None]
+            assert all(f.get("epoch") == epoch for f in frames[:3]) and "epoch" not in frames[3]
+            assert frames[0]["event"]["data"] == {"id": "b", "title": "bread"}
+            assert frames[2]["event"]["data"] == {"id": "b", "title": "bread"}  # delete carries the old value
+            assert frames[3]["event"] == {"type": "event", "event": {"type": "typing", "data": {"who": "x"}}}
+            stamps = [sync["timestamp"], *(f["timestamp"] for f in frames)]
+            assert stamps == sorted(set(stamps))  # strictly increasing, sync included
+
+
+async def test_overlapping_group_and_item_subscriptions_get_each_event_once():
+    app = make_app()
+    todos = app.stream("todos")
+    async with running_ws(app) as listening:
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("group"))
+            await ws.send_message(join("item", item="a"))
+            group_sync, item_sync = await receive(ws), await receive(ws)
+            assert group_sync["id"] is None and item_sync["id"] == "a" and item_sync["event"]["data"] is None
+            await todos.set("inbox", "a", {"n": 1})
+            await todos.set("inbox", "b", {"n": 2})
+            got = [await receive(ws), await receive(ws)]
+            assert [f["id"] for f in got] == ["a", "b"]
+            await ws.send_message(orjson.dumps({"type": "leave", "data": {
+                "streamName": "todos", "groupId": "inbox", "subscriptionId": "group"}}).decode())
+            await ws.send_message(orjson.dumps({"type": "leave", "data": {
+                "streamName": "todos", "groupId": "inbox", "subscriptionId": "unknown"}}).decode())
+            await todos.set("inbox", "b", {"n": 3})  # only the item subscription is left
+            await todos.set("inbox", "a", {"n": 4})
+            assert (await receive(ws))["event"]["data"] == {"id": "a", "n": 4}
+
+
+async def test_bad_input_gets_error_frames_and_the_connection_stays_open():
+    async with running_ws(make_app()) as listening:
+        async with open_websocket_url(listening.stream_url) as ws:
+            for bad in ["", "not json", "[1,2]", '{"type":"dance"}', '{"type":"join"}',
+                        '{"type":"join","data":{"streamName":"todos"}}',
+                        '{"type":"join","data":{"streamName":"todos","groupId":"g","subscriptionId":"s","since":"x"}}']:
+                await ws.send_message(bad)
+                frame = await receive(ws)
+                assert frame["type"] == "error" and frame["error"]["code"] == "BAD_FRAME", bad
+            await ws.send_message(join("s", stream="ghost"))
+            missing = await receive(ws)
+            assert missing["event"]["event"]["data"]["code"] == "STREAM_NOT_FOUND"
+            await ws.send_message(join("s", group="secret"))
+            refused, error = await receive(ws), await receive(ws)
+            assert refused["event"] == {"type": "unauthorized"}
+            assert error["event"]["event"]["data"]["code"] == "STREAM_ACCESS_DENIED"
+            await ws.send_message(join("s").encode())  # binary frames are parsed as UTF-8 JSON
+            assert (await receive(ws))["event"]["type"] == "sync"
+            await ws.send_message("x" * (64 * 1024 + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+            assert closed.value.reason.code == 1009
+
+
+async def test_resume_with_since_inside_and_outside_the_history():
+    app = make_app()
+    todos = app.stream("todos")
+    async with running_ws(app) as listening:
+        for i in range(8):
+            await todos.set("inbox", "a", {"n": i})
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("probe"))
+            epoch = (await receive(ws))["epoch"]
+            await ws.send_message(join("r1", since=f"{epoch}:6"))
+            frames = [await receive(ws) for _ in range(3)]
+            assert [f["offset"] for f in frames[:2]] == [7, 8]
+            assert frames[2]["event"] == {"type": "resumed", "replayed": 2}
+            await ws.send_message(join("r2", since=f"{epoch}:1"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+
+
+async def test_a_slow_consumer_is_resynced_or_closed_and_never_blocks_the_group():
+    for policy in ("resync", "close"):
+        app = make_app(storage="memory")
+        todos = app.stream("todos")
+        async with running_ws(app, outbox_limit=64 * 1024, slow_consumer=policy) as listening:
+            host, port = listening.stream_url.removeprefix("ws://").split(":")
+            async with open_websocket_url(listening.stream_url) as stalled, \
+                    open_websocket_url(listening.stream_url) as healthy:
+                await stalled.send_message(join("s", group="big"))
+                await healthy.send_message(join("s", group="big"))
+                assert (await receive(healthy))["event"]["type"] == "sync"
+                payload = "x" * 8192
+                for i in range(400):
+                    await todos.set("big", f"k{i % 20}", {"blob": payload, "i": i})
+                    assert (await receive(healthy))["event"]["data"]["i"] == i
+                metrics = listening.server.metrics
+                assert metrics.slow_consumer_drops >= 1
+                if policy == "close":
+                    assert metrics.slow_consumer_closes >= 1
+                else:
+                    with trio.fail_after(10):
+                        while True:  # after what was in flight, a fresh sync arrives
+                            frame = await receive(stalled)
+                            if frame["event"]["type"] == "sync" and frame["offset"] > 0:
+                                break
+                    assert metrics.resyncs >= 1
+
+
+async def test_200_abrupt_disconnects_leave_nothing_behind():
+    left.clear()
+    app = make_app()
+    async with running_ws(app) as listening:
+        host, port = listening.stream_url.removeprefix("ws://").split(":")
+        for _ in range(200):
+            async with open_websocket_url(listening.stream_url) as ws:
+                await ws.send_message(join("a", group="room"))
+                await ws.send_message(join("b", group="room", item="x"))
+                await receive(ws)
+                await receive(ws)
+                # abort the TCP connection under the client: no close frame, an RST
+                sock = ws._stream.socket
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                await ws._stream.aclose()
+        with trio.fail_after(10):
+            while listening.websocket.connections or len(left) < 400:
+                await trio.sleep(0.01)
+        stats = await app.engine.group_stats("todos", "room")
+        assert stats["subscribers"] == 0 and stats["subscriptions"] == 0
+        assert listening.server.metrics.connections["websocket"] == 0
+        assert listening.server.metrics.subscriptions["websocket"] == 0
+
+
+async def test_shutdown_closes_every_connection_with_1001():
+    app = make_app()
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        from runtime.server import ServerSettings
+
+        listening = await nursery.start(lambda task_status: app.serve(
+            ServerSettings(port=0, stream_port=0), shutdown=shutdown, task_status=task_status))
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("s"))
+            await receive(ws)
+            shutdown.set()
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+            assert closed.value.reason.code == 1001
