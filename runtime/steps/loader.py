@@ -96,13 +96,44 @@ def _where(path: Path, exc: BaseException) -> str:
     return f"line {line}: {type(exc).__name__}: {exc}" if line else f"{type(exc).__name__}: {exc}"
 
 
+def _is_under(path: str | None, root: Path) -> bool:
+    if not path:
+        return False
+    try:
+        Path(path).resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _forget_other_projects_modules(root: Path) -> None:
+    """Drop imported modules that share a top-level name with this project's but live elsewhere.
+
+    Step files import their project's modules by plain names (``streams``,
+    ``helpers``); a process that loads two projects (tests, tools) must not
+    hand one project the other's module of the same name.
+    """
+    names = {p.stem if p.suffix == ".py" else p.name for p in root.iterdir()
+             if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".py")}
+    for name in list(sys.modules):
+        top = name.split(".", 1)[0]
+        if top not in names:
+            continue
+        module = sys.modules[name]
+        locations = [getattr(module, "__file__", None), *list(getattr(module, "__path__", None) or [])]
+        if not any(_is_under(location, root) for location in locations if location):
+            del sys.modules[name]
+
+
 def load_project(directory: str | os.PathLike[str]) -> Project:
     """Import a project directory; raise `ProjectError` with every problem found."""
     root = Path(directory).resolve()
     if not root.is_dir():
         raise ProjectError([(str(directory), "is not a directory")])
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+    sys.path.insert(0, str(root))  # this project's modules win over another's of the same name
+    _forget_other_projects_modules(root)
     importlib.invalidate_caches()
     problems: list[tuple[str, str]] = []
     modules: list[tuple[str, ModuleType]] = []

@@ -260,3 +260,26 @@ async def test_a_motia_step_file_ports_by_changing_its_imports(tmp_path):
         assert await app.steps.state.list("orders") == {
             "created": {"sku": "x"}, "legacy_cron": "0 * * * *", "retried": {"n": 1}, "swept": True,
         }
+
+
+def test_two_projects_with_the_same_module_names_do_not_leak_into_each_other(tmp_path):
+    for name, title in (("one", "first"), ("two", "second")):
+        write(tmp_path / name, {
+            "helpers.py": f"TITLE = {title!r}\n",
+            "streams/notes_stream.py": "from runtime import StreamConfig\nconfig = StreamConfig(name='notes')\n",
+            "steps/show_step.py": """
+                from runtime import http
+                from helpers import TITLE
+                config = {"name": "Show", "triggers": [http("GET", "/title")]}
+                async def handler(request, ctx):
+                    return {"status": 200, "body": TITLE}
+            """,
+        })
+    first = load_project(tmp_path / "one")
+    second = load_project(tmp_path / "two")
+    again = load_project(tmp_path / "one")
+    titles = []
+    for project in (first, second, again):
+        handler = project.steps[0].handler
+        titles.append(handler.__globals__["TITLE"])
+    assert titles == ["first", "second", "first"]
