@@ -10,13 +10,13 @@ running when the block exits.
 from __future__ import annotations
 
 import math
-from types import TracebackType
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Hashable
 
 import trio
 
 from .actor import Actor, ActorRef
+from .lifecycle import SingleUse
 from .deadlines import AskDeadlines
 from .errors import ActorStopped
 from .exceptions import sole_error
@@ -28,7 +28,7 @@ from .virtual import VirtualActors
 __all__ = ["ActorSystem"]
 
 
-class ActorSystem:
+class ActorSystem(SingleUse):
     """Spawn actors, declare virtual actors, stop them all.
 
     Defaults given here apply to every actor unless overridden at spawn:
@@ -57,19 +57,7 @@ class ActorSystem:
         )
         self.deadlines = AskDeadlines()
         self.root = Supervisor(name, escalation=escalation, defaults=self.defaults, deadlines=self.deadlines)
-        self._lifecycle_cm: Any = None
         self._nursery: trio.Nursery | None = None
-
-    async def __aenter__(self) -> ActorSystem:
-        if self._lifecycle_cm is not None:
-            raise RuntimeError("an ActorSystem can be entered only once")
-        self._lifecycle_cm = self._lifecycle()
-        return await self._lifecycle_cm.__aenter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        return await self._lifecycle_cm.__aexit__(exc_type, exc, tb)
 
     @asynccontextmanager
     async def _lifecycle(self) -> AsyncIterator[ActorSystem]:

@@ -20,6 +20,7 @@ import orjson
 import trio
 
 from actors.exceptions import sole_error
+from actors.lifecycle import SingleUse
 
 from .storage import Storage, open_storage
 from .steps.clock import RuntimeClock
@@ -32,7 +33,7 @@ from .streams.engine import StreamEngine
 __all__ = ["App"]
 
 
-class App:
+class App(SingleUse):
     """Streams, steps and their runtime; see the module docstring.
 
     ``storage`` is a `Storage` or a URL (``memory``, ``sqlite:PATH``);
@@ -62,7 +63,6 @@ class App:
         self.steps = StepRuntime(
             self.engine, [*project.steps, *steps], clock=clock, queue_concurrency=queue_concurrency
         )
-        self._lifecycle_cm: Any = None
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike[str], **options: Any) -> App:
@@ -76,15 +76,6 @@ class App:
         return cls(project, **options)
 
     # -- lifecycle ---------------------------------------------------------------
-
-    async def __aenter__(self) -> App:
-        if self._lifecycle_cm is not None:
-            raise RuntimeError("an App can be entered only once")
-        self._lifecycle_cm = self._lifecycle()
-        return await self._lifecycle_cm.__aenter__()
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        return await self._lifecycle_cm.__aexit__(*exc_info)
 
     async def serve(
         self,

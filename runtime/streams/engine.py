@@ -18,6 +18,7 @@ import trio
 
 from actors import ActorRef, ActorSystem, Escalation, RestartPolicy, VirtualActors
 from actors.exceptions import sole_error
+from actors.lifecycle import SingleUse
 
 from ..errors import StreamNotFound
 from ..storage.base import HistoryPolicy, Storage
@@ -55,7 +56,7 @@ class EngineMetrics:
     slow_consumer_drops: int = 0
 
 
-class StreamEngine:
+class StreamEngine(SingleUse):
     """Owns the group actors of every declared stream.
 
     ``storage`` defaults to memory; the engine opens it on entry and closes
@@ -92,7 +93,6 @@ class StreamEngine:
         self.triggers = TriggerDispatcher(queue_size=trigger_queue_size)
         self._groups: VirtualActors | None = None
         self._system: ActorSystem | None = None
-        self._lifecycle_cm: Any = None
         for stream in streams:
             self.declare(stream)
 
@@ -139,15 +139,6 @@ class StreamEngine:
         return sorted(self._definitions)
 
     # -- lifecycle ------------------------------------------------------------------
-
-    async def __aenter__(self) -> StreamEngine:
-        if self._lifecycle_cm is not None:
-            raise RuntimeError("a StreamEngine can be entered only once")
-        self._lifecycle_cm = self._lifecycle()
-        return await self._lifecycle_cm.__aenter__()
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        return await self._lifecycle_cm.__aexit__(*exc_info)
 
     @asynccontextmanager
     async def _lifecycle(self) -> AsyncIterator[StreamEngine]:

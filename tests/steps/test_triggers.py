@@ -217,7 +217,7 @@ async def test_stream_trigger_filters_by_group_and_item_and_sees_offsets_in_orde
         await trio.sleep(0.5)  # slower than the writes
         seen.append((event.group_id, event.id, event.offset, event.event.type))
 
-    async with App(steps=[watcher], streams=[todos]) as app:
+    async with App(steps=[watcher], streams=[todos]):
         for i in range(5):
             await todos.set("inbox", "a", {"title": str(i)})
             await todos.set("inbox", "b", {"title": str(i)})
@@ -234,9 +234,9 @@ async def test_cron_fires_on_the_minute_in_virtual_time(autojump_clock):
 
     @every_5.handle
     async def tick(_, ctx):
-        fired.append((app.steps.clock.now(), ctx.trigger.expression))
+        fired.append((clock.now(), ctx.trigger.expression))
 
-    async with App(steps=[every_5], clock=clock) as app:
+    async with App(steps=[every_5], clock=clock):
         await trio.sleep(16 * 60)
     times = [t for t, _ in fired]
     assert all(t % 300 == 0 for t in times) and len(times) == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import trio
 
 from runtime import HistoryPolicy, Stream, StreamConfig, StreamEngine

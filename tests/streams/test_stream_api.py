@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import trio
 
 from runtime import (
     DeleteResult, SetResult, Stream, StreamConfig, StreamEngine, StreamNotFound, UpdateError, ValidationError,
