@@ -53,6 +53,10 @@ class Lane:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def next_due(self) -> float:
+        """Trio time at which the earliest waiting message is due (inf when none waits)."""
+        return self._heap[0][0] if self._heap else float("inf")
+
     def push(self, message: QueuedMessage) -> None:
         """Schedule ``message`` for its due time (already stored by the caller)."""
         heapq.heappush(self._heap, (self._trio_time_at_ms(message.due_ms), next(self._order), message))
