@@ -1,12 +1,14 @@
 """Random sequences of stream calls against a plain sequential model.
 
 Hypothesis draws a list of steps (set, update with ops of both dialects —
-many of them failing —, delete, get, list, list_groups, concurrent batches,
-idle time long enough to passivate groups, restarts); one ``trio.run`` per
+many of them failing —, delete, get, list, list_groups, concurrent batches
+that a group commits together, a delete and re-create in one commit, idle
+time long enough to passivate groups, restarts); one ``trio.run`` per
 example applies each step to a real `StreamEngine` and to `Model`, a
 dict-of-dicts written from the spec with its own implementation of the
 update ops (it never calls ``runtime.streams.ops``), and compares the
-results and every group's items (in order) after each step.
+results after each step, then every group both through the API and as
+storage holds it (items in order, offset, epoch, history).
 
 A `Probe` subscribes to one group at the start (and resumes after each
 restart); at the end its sync plus its create/update/delete events must
@@ -244,7 +246,7 @@ def model_apply(item_id: str, old: dict | None, ops: Any) -> dict:
 
 
 class Model:
-    """Groups as ordered dicts, an offset per group, the probed group's changes."""
+    """Groups as ordered dicts, an offset and a history per group, the probed group's changes."""
 
     def __init__(self) -> None:
         self.reset()
@@ -254,9 +256,12 @@ class Model:
         """Storage lost (a memory restart): everything is gone, offsets start again."""
         self.groups: dict[str, dict[str, dict]] = {g: {} for g in GROUPS}
         self.offsets = {g: 0 for g in GROUPS}
+        self.history: dict[str, list[tuple[int, str, str, bytes]]] = {g: [] for g in GROUPS}
+        self.epochs: dict[str, str] = {}  # as first stored; kept across passivation and durable restarts
 
     def _emit(self, group: str, type_: str, item_id: str, data: dict) -> None:
         self.offsets[group] += 1
+        self.history[group].append((self.offsets[group], type_, item_id, canon(data)))
         if group == PROBED:
             self.changes.append((type_, item_id, canon(data)))
 
@@ -399,6 +404,22 @@ def replay(probe: Probe) -> tuple[list[dict], str, int, list[tuple[str, str, byt
     return list(state.values()), epoch, offset, changes
 
 
+async def check_groups(engine: StreamEngine, model: Model, step: Any) -> None:
+    """Every group as the API shows it, and as storage holds it: items in
+    order, offset, and the history (well inside the default policy's bounds)."""
+    for group in GROUPS:
+        expected = list(model.groups[group].values())
+        check(await things.list(group), expected, ("after", step, group))
+        stored = await engine.storage.load_group(STREAM, group)
+        check(list(stored.items.values()), expected, ("stored after", step, group))
+        assert list(stored.items) == [item["id"] for item in expected]
+        assert stored.offset == model.offsets[group], ("stored offset after", step, group)
+        history = [(e.offset, e.type, e.item_id, canon(e.data)) for e in stored.history]
+        assert history == model.history[group], ("stored history after", step, group)
+        if stored.offset:
+            assert model.epochs.setdefault(group, stored.epoch) == stored.epoch, ("epoch changed", step, group)
+
+
 async def run_example(kind: str, steps: list[tuple], path: Path | None) -> None:
     model = Model()
     probe = Probe()
@@ -432,10 +453,14 @@ async def run_example(kind: str, steps: list[tuple], path: Path | None) -> None:
                     await trio.sleep(idle * 3)
                 elif step[0] == "batch":
                     await run_batch(step[1], model)
+                elif step[0] == "recreate":
+                    _, group, first_id, second_id, data = step
+                    for sub in (("set", group, first_id, data), ("set", group, second_id, data)):
+                        check(await call(sub), model.apply(sub), sub)
+                    await run_batch([("delete", group, first_id), ("set", group, first_id, data)], model)
                 else:
                     check(await call(step), model.apply(step), step)
-                for group in GROUPS:
-                    check(await things.list(group), list(model.groups[group].values()), ("after", step, group))
+                await check_groups(engine, model, step)
             if restart is None:
                 check(await things.list_groups(), model.apply(("list_groups",))[1], "final list_groups")
                 items, _, offset, changes = replay(probe)
@@ -543,6 +568,14 @@ ops_lists = st.one_of(
     st.lists(likely_ops, min_size=1, max_size=4),
     st.lists(st.one_of(*[likely_ops] * 6, any_op), min_size=1, max_size=4),
     st.lists(any_op, max_size=3),
+    # set then test in one update: RFC 6902 equality (1 == 1.0, true is not 1; true is not a number either)
+    st.tuples(
+        st.fixed_dictionaries({"type": st.just("set"), "path": st.just("n"), "value": st.sampled_from([0, 1, 1.0, True])}),
+        st.fixed_dictionaries(
+            {"op": st.sampled_from(["test", "increment"]), "path": st.just("/n"),
+             "value": st.sampled_from([0, 1, 1.0, True, False])}
+        ),
+    ).map(list),
 )
 
 groups = st.sampled_from(GROUPS)
@@ -580,6 +613,11 @@ steps = st.lists(
         # one group's commit, on two items: deletes and re-creations within one transaction
         st.tuples(st.just("batch"), groups.flatmap(lambda g: batch_of(st.just(g), st.sampled_from(ITEMS[:2])))),
         st.tuples(st.just("batch"), batch_of(groups)),  # several groups at once
+        # an item with another after it, deleted and re-created in one commit: it must move to the end
+        st.builds(
+            lambda g, ij, data: ("recreate", g, *ij, data),
+            groups, st.permutations(ITEMS).map(lambda p: p[:2]), item_data,
+        ),
         st.just(("idle",)),
         st.tuples(st.just("restart"), st.booleans()),
     ),
