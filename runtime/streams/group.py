@@ -102,7 +102,24 @@ class GroupActor(Actor):
         self.offset = state.offset
         self.timestamp = state.timestamp
         self.history: deque[StoredEvent] = deque(state.history, maxlen=self.definition.history.max_events)
+        self._committed_timestamp = state.timestamp
         self._loaded = True
+
+    async def on_stop(self) -> None:
+        """Persist a timestamp that syncs or ephemeral events moved past the last commit.
+
+        Without it a restart could stamp a sync with a timestamp a client has
+        already seen (the clients drop such frames). A crash can still lose
+        it; a graceful stop or a passivation does not.
+        """
+        if not getattr(self, "_loaded", False) or self.timestamp <= self._committed_timestamp:
+            return
+        commit = GroupCommit(epoch=self.epoch, offset=self.offset, timestamp=self.timestamp,
+                             writes=[], events=[], expected_offset=self.offset)
+        try:
+            await self.engine.storage.commit(self.stream, self.group, commit, self.definition.history)
+        except Exception as exc:  # noqa: BLE001 - best effort on the way out
+            logger.warning("%s/%s: could not persist the last timestamp: %r", self.stream, self.group, exc)
 
     def can_passivate(self) -> bool:
         return not self.subscribers
@@ -263,6 +280,8 @@ class GroupActor(Actor):
                 items[item_id] = value
         self.offset = segment.offset
         self.timestamp = segment.timestamp
+        if segment.writes:
+            self._committed_timestamp = segment.timestamp
         if segment.stored:
             history = self.history
             history.extend(segment.stored)
