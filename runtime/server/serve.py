@@ -50,6 +50,7 @@ def _hypercorn_config(settings: ServerSettings) -> Config:
     config.graceful_timeout = settings.shutdown_timeout
     config.keep_alive_timeout = 75
     config.h11_max_incomplete_size = 64 * 1024
+    config.backlog = 2048  # a thousand EventSources reconnecting at once must not be refused
     return config
 
 
