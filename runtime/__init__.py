@@ -5,6 +5,7 @@ step file ports by changing its imports to ``from runtime import ...``.
 """
 
 from .app import App
+from .client import StreamClient
 from .errors import StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
 from .logs import Logger, configure_logging
 from .state import State
@@ -19,7 +20,7 @@ from .streams import DeleteResult, Event, SetResult, Stream, StreamConfig, Strea
 __all__ = [
     "ApiRequest", "ApiResponse", "App", "DeleteResult", "Event", "FlowContext", "HistoryPolicy", "Logger",
     "MemoryStorage", "ProjectError", "RetryPolicy", "RuntimeClock", "SQLiteStorage", "SetResult", "State",
-    "Step", "Storage", "StorageError", "Stream", "StreamConfig", "StreamEngine", "StreamNotFound",
+    "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig", "StreamEngine", "StreamNotFound",
     "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError", "ValidationError",
     "api", "configure_logging", "cron", "emit", "enqueue", "http", "load_project", "logger", "open_storage", "queue",
     "state", "step", "stream",

@@ -1,6 +1,7 @@
 """``python -m runtime``: the command line.
 
     python -m runtime serve [DIR] [--host H] [--port P] [--stream-port P] [--storage URL] [--log-json]
+    python -m runtime tail STREAM GROUP [ITEM] [--url ws://127.0.0.1:3112] [--token T] [--json]
 
 serves the project in DIR (default ``.``) until SIGINT or SIGTERM, which
 shut it down gracefully (exit 0). Its default storage is the SQLite file
@@ -28,6 +29,7 @@ import attrs
 import orjson
 import trio
 
+from .client.tail import add_tail_parser, run_tail
 from .storage import Storage, open_storage
 
 DEFAULT_DB = Path(".runtime") / "runtime.db"
@@ -40,6 +42,7 @@ def default_storage_url(directory: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime", description="A real-time streams runtime on Trio.")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_tail_parser(commands)
     serve = commands.add_parser("serve", help="serve a project over HTTP (step routes, SSE)")
     serve.add_argument("directory", nargs="?", default=".", help="the project directory (default: .)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
@@ -158,6 +161,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "tail":
+        return run_tail(args)
     if args.command == "serve":
         from .logs import configure_logging
 

@@ -139,11 +139,12 @@ class _SSEBody:
         while True:
             if outbox.closed:
                 raise StopAsyncIteration
-            if outbox.overflowed:
+            if outbox.needs_resync:
                 if server.settings.slow_consumer == SLOW_CLOSE:
                     server.metrics.slow_consumer_closes += 1
                     raise StopAsyncIteration
                 server.metrics.resyncs += 1
+                outbox.begin_resync()
                 await self._join(None)  # a fresh sync replaces the dropped backlog
             data = outbox.take()
             if data:

@@ -23,9 +23,12 @@ __all__ = ["Outbox"]
 class Outbox:
     """The bounded queue between a group actor's ``deliver`` and a connection's writer.
 
-    ``deliver`` never waits: past ``limit`` bytes the backlog is dropped and
-    the outbox is marked ``overflowed``; events are then dropped until the
-    writer re-joins and the fresh sync (an ``initial`` frame) arrives.
+    ``deliver`` never waits: past ``limit`` bytes the backlog of events is
+    dropped, the outbox starts dropping events (``overflowed``) and asks for
+    a resync (``needs_resync``). Only the writer ends that state, when it
+    starts re-joining its subscriptions (`begin_resync`), so a join answered
+    in between cannot hide a gap. Frames that must arrive — join answers
+    (``initial``), control frames, errors — are never dropped.
     """
 
     def __init__(
@@ -40,9 +43,10 @@ class Outbox:
         self._encode = encode
         #: Called (synchronously, from the group actor) when the backlog is dropped.
         self._on_overflow = on_overflow
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[tuple[bytes, bool]] = deque()  # (frame, droppable)
         self.size = 0
         self.overflowed = False
+        self.needs_resync = False
         self.closed = False
         self._wake = trio.Event()
         self._metrics = metrics
@@ -54,32 +58,40 @@ class Outbox:
         if self.closed:
             return False
         if initial:
-            if event.type == "sync":
-                self.overflowed = False  # the resync has arrived: accept events again
-            self._push(self._encode(event))
+            self._push(self._encode(event), droppable=False)
             return True
         if self.overflowed:
             return False
         block = self._encode(event)
         if self.size + len(block) > self.limit:
-            self.overflowed = True
-            self._chunks.clear()
-            self.size = 0
-            self._wake.set()
-            if self._metrics is not None:
-                self._metrics.slow_consumer_drops += 1
-            if self._on_overflow is not None:
-                self._on_overflow()
+            self._overflow()
             return False
-        self._push(block)
+        self._push(block, droppable=True)
         return True
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.needs_resync = True
+        kept = [entry for entry in self._chunks if not entry[1]]
+        self._chunks = deque(kept)
+        self.size = sum(len(frame) for frame, _ in kept)
+        self._wake.set()
+        if self._metrics is not None:
+            self._metrics.slow_consumer_drops += 1
+        if self._on_overflow is not None:
+            self._on_overflow()
+
+    def begin_resync(self) -> None:
+        """The writer is about to re-join everything: accept events again."""
+        self.needs_resync = False
+        self.overflowed = False
 
     def push_raw(self, data: bytes) -> None:
         """Queue bytes outside the bound and never dropped (control frames, hints, errors)."""
-        self._push(data)
+        self._push(data, droppable=False)
 
-    def _push(self, data: bytes) -> None:
-        self._chunks.append(data)
+    def _push(self, data: bytes, *, droppable: bool) -> None:
+        self._chunks.append((data, droppable))
         self.size += len(data)
         if self._metrics is not None:
             self._metrics.deliveries += 1
@@ -87,16 +99,17 @@ class Outbox:
 
     def take(self) -> bytes:
         """Everything queued, as one write (coalescing under load)."""
-        if not self._chunks:
+        chunks = self._chunks
+        if not chunks:
             return b""
-        data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-        self._chunks.clear()
+        data = chunks[0][0] if len(chunks) == 1 else b"".join([frame for frame, _ in chunks])
+        chunks.clear()
         self.size = 0
         return data
 
     async def wait(self) -> None:
-        """Until something is queued, the outbox overflows, or it is closed."""
-        if self._chunks or self.overflowed or self.closed:
+        """Until something is queued, a resync is needed, or the outbox is closed."""
+        if self._chunks or self.needs_resync or self.closed:
             return
         self._wake = trio.Event()
         await self._wake.wait()

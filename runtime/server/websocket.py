@@ -226,7 +226,8 @@ class Connection:
         outbox = self.outbox
         while True:
             await outbox.wait()
-            if outbox.overflowed and not outbox.closed and not self._slow:
+            if outbox.needs_resync and not outbox.closed and not self._slow:
+                outbox.begin_resync()
                 await self._resync()
             data = outbox.take()
             if data:

@@ -30,16 +30,23 @@ def test_parse_last_event_id(value, expected):
     assert parse_last_event_id(value) == expected
 
 
-def test_outbox_drops_its_backlog_when_over_its_bound_until_a_sync():
+def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
     def event(n, type_="update"):
         return Event(stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n)
 
     outbox = SSEOutbox(limit=1000)
-    assert all(outbox.deliver(event(n)) for n in range(3))
-    assert not any(outbox.deliver(event(n)) for n in range(3, 10))
-    assert outbox.overflowed and outbox.take() == b""
-    assert outbox.deliver(event(11, "sync"), initial=True) and not outbox.overflowed
-    assert outbox.deliver(event(12))
+    assert outbox.deliver(event(1, "sync"), initial=True)
+    outbox.push_raw(b": control\n\n")
+    assert all(outbox.deliver(event(n)) for n in range(2, 4))
+    assert not any(outbox.deliver(event(n)) for n in range(4, 10))
+    assert outbox.overflowed and outbox.needs_resync
+    kept = outbox.take()
+    assert b"event: sync" in kept and b": control" in kept and b"event: update" not in kept
+    # a join answered before the writer resyncs does not end the dropping: no hidden gap
+    assert outbox.deliver(event(11, "sync"), initial=True)
+    assert not outbox.deliver(event(12)) and outbox.needs_resync
+    outbox.begin_resync()
+    assert outbox.deliver(event(13)) and not outbox.needs_resync
 
 
 async def test_heartbeats_every_15_seconds_in_virtual_time(autojump_clock):
