@@ -222,15 +222,15 @@ async def test_a_client_that_goes_away_cancels_the_events_step_and_leaves_nothin
         assert (await app.request("GET", f"/jobs/{job_id}")).body["state"] == "done"  # the job itself went on
 
 
-def test_the_events_step_over_app_request(load_example):
-    # A sync test running its own trio.run: pytest-trio 0.8 under pytest >= 8.4
-    # drops the reason of a skip raised in an async test (pytest-trio#151).
+def test_the_events_step_answers_501_in_process(load_example):
+    """In process there is no streaming response (``request.response`` is None):
+    the step says so instead of failing; tests/examples/test_over_http.py
+    follows the stream through the real server."""
+
     async def call():
         async with load_example("progress") as app:
             job_id = (await app.request("POST", "/jobs")).body["jobId"]
             return await app.request("GET", f"/jobs/{job_id}/events")
 
     response = trio.run(call)
-    if response is not None and response.status == 501:
-        pytest.skip("streaming responses need the HTTP server (issue 5)")
-    assert response is None  # streamed: the body went out through request.response
+    assert response.status == 501 and response.body["error"] == "streaming_unsupported"
