@@ -83,7 +83,8 @@ class Stream:
         ref = self._ref(group_id)
         _check_id(item_id, "item_id")
         check_json(ops, "ops")
-        result = await ref.ask(UpdateItem(item_id, _json_copy(ops), current_trace_id()))
+        # apply_ops copies every value it takes from the ops: no copy of the list here
+        result = await ref.ask(UpdateItem(item_id, ops, current_trace_id()))
         return _copy_set_result(result)
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
