@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import trio
 
-__all__ = ["leaves", "sole_error"]
+__all__ = ["leaves", "sole_error", "raise_sole_error"]
 
 
 def leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -30,3 +30,14 @@ def sole_error(group: BaseExceptionGroup) -> BaseException | None:
     if len(found) == 1 and not isinstance(found[0], trio.Cancelled):
         return found[0]
     return None
+
+
+def raise_sole_error(group: BaseExceptionGroup) -> None:
+    """Re-raise ``group``'s one real error by itself, or the group when there is not exactly one.
+
+    Call it from ``except BaseExceptionGroup as group:``.
+    """
+    error = sole_error(group)
+    if error is not None:
+        raise error from None
+    raise group

@@ -19,7 +19,7 @@ from .actor import Actor, ActorRef
 from .lifecycle import SingleUse
 from .deadlines import AskDeadlines
 from .errors import ActorStopped
-from .exceptions import sole_error
+from .exceptions import raise_sole_error
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy
 from .supervisor import ActorOptions, Supervisor
@@ -77,10 +77,7 @@ class ActorSystem(SingleUse):
         except BaseExceptionGroup as group:
             # Trio wraps everything in groups; give callers the one error they
             # can act on when there is just one (the body's own, or ActorFailed).
-            error = sole_error(group)
-            if error is not None:
-                raise error from None
-            raise
+            raise_sole_error(group)
 
     async def _run_timer(self, scope: trio.CancelScope) -> None:
         with scope:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 import trio
 
-from actors.exceptions import sole_error
+from actors.exceptions import raise_sole_error
 from actors.lifecycle import SingleUse
 
 from .storage import Storage, open_storage
@@ -111,10 +111,7 @@ class App(SingleUse):
                     yield self
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            error = sole_error(group)
-            if error is not None:
-                raise error from None
-            raise
+            raise_sole_error(group)
 
     # -- in-process calls ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from actors import ActorRef, ActorSystem, Escalation, RestartPolicy, VirtualActors
-from actors.exceptions import sole_error
+from actors.exceptions import raise_sole_error
 from actors.lifecycle import SingleUse
 
 from ..errors import StreamNotFound
@@ -164,10 +164,7 @@ class StreamEngine(SingleUse):
                     await self.triggers.wait_idle()
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            error = sole_error(group)
-            if error is not None:
-                raise error from None
-            raise
+            raise_sole_error(group)
         finally:
             self._groups = None
             _current_engine.reset(token)
