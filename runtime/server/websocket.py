@@ -69,6 +69,7 @@ class Connection:
         self._slow = False
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
         self.auth_context: Any = None
+        self._early_events: list[Any] = []
         self._pong = trio.Event()
         self._cancel: trio.CancelScope | None = None
 
@@ -177,7 +178,10 @@ class Connection:
             await self._reject(refused.status, refused.code, str(refused))
             return False
         await self.stream.send_all(self.ws.send(AcceptConnection(subprotocol=chosen)))
-        # Anything the client sent after its handshake is already in wsproto's buffer.
+        # Keep only the frame protocol: the handshake machinery (h11 and its
+        # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
+        self._early_events = list(self.ws.events())
+        self.ws = self.ws.connection  # type: ignore[assignment]
         return True
 
     async def _reject(self, status: int, code: str, message: str) -> None:
@@ -192,8 +196,9 @@ class Connection:
     async def _reader(self) -> None:
         message: list[bytes | str] = []
         size = 0
-        # wsproto may already hold frames that arrived with the handshake
-        pending = self.ws.events()
+        # events wsproto had already parsed when the handshake completed
+        pending: Any = self._early_events
+        self._early_events = []
         while True:
             for event in pending:
                 if isinstance(event, (TextMessage, BytesMessage)):
