@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
-import signal
 import time
 
 import orjson
 import trio
+
+from _common import raise_fd_limit, wait_for_stop_signal
 
 import _fanout_gc  # the collector's pauses, read by the driver (not part of the broadcast)
 
@@ -140,9 +140,7 @@ async def serve_and_wait(start, urls) -> None:
     async with trio.open_nursery() as nursery:
         control, subscribe = urls(await nursery.start(start))
         print(f"LISTENING {control} {subscribe}", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
+        await wait_for_stop_signal()
         nursery.cancel_scope.cancel()
 
 
@@ -151,8 +149,7 @@ if __name__ == "__main__":
     parser.add_argument("--server", choices=["trio-websocket", "quart"], required=True)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     logging.getLogger().setLevel(logging.CRITICAL + 1)
     _fanout_gc.install()
     for name in ("trio-websocket", "fanout-baseline", "hypercorn", "quart"):

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
-import signal
 import time
 
 import orjson
 import trio
+
+from _common import raise_fd_limit, wait_for_stop_signal
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import request
@@ -77,9 +77,7 @@ async def main(port: int) -> None:
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(app, config, task_status=task_status))
         print(f"LISTENING {binds[0]}", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
+        await wait_for_stop_signal()
         nursery.cancel_scope.cancel()
 
 
@@ -87,7 +85,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     logging.getLogger("sse-baseline").setLevel(logging.CRITICAL + 1)
     trio.run(main, args.port)

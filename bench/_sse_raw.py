@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import resource
-import signal
 import time
 
 import orjson
 import trio
+
+from _common import raise_fd_limit, wait_for_stop_signal
 
 CHANNEL_BUFFER = 100_000
 clients: set[trio.MemorySendChannel] = set()
@@ -104,9 +104,7 @@ async def main(port: int) -> None:
         listeners = await nursery.start(functools.partial(trio.serve_tcp, handle, port, host="127.0.0.1"))
         host, bound = listeners[0].socket.getsockname()[:2]
         print(f"LISTENING http://{host}:{bound}", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                break
+        await wait_for_stop_signal()
         nursery.cancel_scope.cancel()
 
 
@@ -114,6 +112,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     trio.run(main, args.port)

@@ -84,7 +84,6 @@ import itertools
 import logging
 import os
 import pstats
-import resource
 import select
 import signal
 import socket
@@ -103,6 +102,10 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 import orjson
 import trio
 
+sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
+from _common import Lines, proc_cpu, raise_fd_limit, system_busy, verify  # noqa: E402
+del sys.path[0]
+
 TARGET_RATE = 200_000  # deliveries/s at 1,000 subscribers
 TARGET_RATIO = 5.0  # x the trio-websocket baseline at 1,000 subscribers
 TARGET_P99_MS = 50.0  # at 70% of the maximum rate
@@ -120,25 +123,6 @@ LABELS = {
 CONNECT_CONCURRENCY = {"runtime": 256, "trio-websocket": 256, "quart": 64}
 
 
-def verify(condition: bool, message: str) -> None:
-    """An assert that ``python -O`` cannot switch off: a figure must be for work done."""
-    if not condition:
-        raise AssertionError(message)
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_delay(pid: int) -> float:
     """Seconds the process's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat)."""
     with open(f"/proc/{pid}/schedstat") as f:
@@ -151,33 +135,6 @@ def proc_rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def system_busy() -> float:
-    """CPU seconds every process on the machine spent busy (the ``cpu`` line of /proc/stat)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-class Lines:
-    """Lines from a Trio receive stream (the pipes between the processes)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def readline(self) -> str:
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                return line.decode()
-            data = await self._stream.receive_some(1 << 20)
-            if not data:
-                raise EOFError("the process closed its output")
-            self._buffer += data
 
 
 def load_helper(name: str) -> Any:

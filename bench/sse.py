@@ -64,7 +64,6 @@ import cProfile
 import logging
 import os
 import pstats
-import resource
 import signal
 import subprocess
 import sys
@@ -80,55 +79,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 import orjson
 import trio
 
+sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
+from _common import Lines, proc_cpu, raise_fd_limit, system_busy, verify  # noqa: E402
+del sys.path[0]
+
 TARGET = 100_000  # deliveries/s at 1,000 subscribers (the issue's target)
 CONNECT_CONCURRENCY = 64  # below hypercorn's listen backlog of 100
 RECV_SIZE = 256 * 1024
-
-
-def verify(condition: bool, message: str) -> None:
-    """An assert that ``python -O`` cannot switch off: a figure must be for work done."""
-    if not condition:
-        raise AssertionError(message)
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def system_busy() -> float:
-    """CPU seconds every process on the machine spent busy (the ``cpu`` line of /proc/stat)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-class Lines:
-    """Lines from a Trio receive stream (the pipes between the processes)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def readline(self) -> str:
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                return line.decode()
-            data = await self._stream.receive_some(1 << 20)
-            if not data:
-                raise EOFError("the process closed its output")
-            self._buffer += data
 
 
 # -- the server under test ---------------------------------------------------------------
