@@ -39,6 +39,15 @@ def default_storage_url(directory: str) -> str:
     return f"sqlite:{Path(directory) / DEFAULT_DB}"
 
 
+def _storage_or_report(url: str) -> Storage | None:
+    """The storage a URL names, or None after one line on stderr saying why not."""
+    try:
+        return open_storage(url)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime", description="A real-time streams runtime on Trio.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,10 +112,8 @@ async def _serve(args: argparse.Namespace) -> int:
     from .server.settings import ServerSettings
 
     storage_url = args.storage or default_storage_url(args.directory)
-    try:
-        storage = open_storage(storage_url)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    storage = _storage_or_report(storage_url)
+    if storage is None:
         return 2
     from .steps.loader import ProjectError
 
@@ -172,11 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     if args.command == "dead-letters":
-        url = args.storage or default_storage_url(args.directory)
-        try:
-            storage = open_storage(url)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        storage = _storage_or_report(args.storage or default_storage_url(args.directory))
+        if storage is None:
             return 2
         return trio.run(_dead_letters, args, storage)
     return 2  # pragma: no cover - argparse requires a command

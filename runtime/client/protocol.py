@@ -15,13 +15,12 @@ from typing import Any
 
 import orjson
 
+from ..streams.events import STATE_TYPES, parse_position
+
 __all__ = [
     "Position", "StreamFrame", "ErrorFrame", "MalformedFrame", "Room", "STATE_TYPES", "REFUSAL_CODES",
     "JOIN_ERROR_CODES", "parse_frame", "join_message", "leave_message", "frame_rooms", "room_of", "backoff_delay",
 ]
-
-#: Event types that change state; on this runtime they carry ``epoch`` and ``offset``.
-STATE_TYPES = frozenset({"create", "update", "delete"})
 
 #: Codes of the custom ``error`` event that answers a refused join.
 REFUSAL_CODES = frozenset({"STREAM_ACCESS_DENIED", "STREAM_NOT_FOUND"})
@@ -47,10 +46,10 @@ class Position:
 
     @classmethod
     def parse(cls, token: str) -> Position:
-        epoch, sep, offset = token.rpartition(":")
-        if not sep or not epoch or not offset.isdigit():
+        parsed = parse_position(token)
+        if parsed is None:
             raise ValueError(f"not an <epoch>:<offset> position: {token!r}")
-        return cls(epoch, int(offset))
+        return cls(*parsed)
 
     def __str__(self) -> str:
         return self.token

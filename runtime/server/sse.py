@@ -6,10 +6,10 @@ subscriber of a group writes the same bytes.
 
 from __future__ import annotations
 
-from ..streams.events import Event
+from ..streams.events import Event, parse_position
 from .outbox import Outbox
 
-__all__ = ["sse_block", "sse_comment", "parse_last_event_id", "SSEOutbox"]
+__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox"]
 
 
 def sse_block(event: Event) -> bytes:
@@ -22,18 +22,8 @@ def sse_block(event: Event) -> bytes:
     return cached
 
 
-def sse_comment(text: str) -> bytes:
-    return b"".join(b": " + line.encode() + b"\n" for line in text.splitlines() or [""]) + b"\n"
-
-
-def parse_last_event_id(value: str | None) -> tuple[str, int] | None:
-    """``epoch:offset`` → ``(epoch, offset)``; anything else → None (a fresh sync)."""
-    if not value:
-        return None
-    epoch, sep, offset = value.strip().rpartition(":")
-    if not sep or not epoch or not offset.isdigit():
-        return None
-    return epoch, int(offset)
+#: ``Last-Event-ID`` / ``lastEventId`` → ``(epoch, offset)``, or None (a fresh sync).
+parse_last_event_id = parse_position
 
 
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ..streams.events import Event, envelope
+from ..streams.events import Event, envelope, parse_position
 
 __all__ = [
     "text_frame", "event_frame", "close_frame", "JoinCommand", "LeaveCommand", "BadFrame", "parse_client_message",
@@ -87,11 +87,8 @@ class BadFrame:
 def _since(value: Any) -> tuple[str, int] | None | BadFrame:
     if value is None:
         return None
-    if isinstance(value, str):
-        epoch, sep, offset = value.rpartition(":")
-        if sep and epoch and offset.isdigit():
-            return epoch, int(offset)
-    return BadFrame('"since" must be "<epoch>:<offset>"')
+    position = parse_position(value)
+    return position if position is not None else BadFrame('"since" must be "<epoch>:<offset>"')
 
 
 def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadFrame:

@@ -144,11 +144,6 @@ def deactivate(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
     _trace_id.reset(tokens[1])
 
 
-def bind_trace_id(trace_id: str | None) -> contextvars.Token:
-    """Carry ``trace_id`` in the running task (an HTTP request before its handler)."""
-    return _trace_id.set(trace_id)
-
-
 def _require_context() -> FlowContext:
     ctx = _context.get(None)
     if ctx is None:

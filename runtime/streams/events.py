@@ -12,10 +12,24 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Event", "STATE_TYPES", "envelope"]
+__all__ = ["Event", "STATE_TYPES", "envelope", "parse_position"]
 
 #: Event types that change state: they carry an offset and an epoch.
 STATE_TYPES = frozenset({"create", "update", "delete"})
+
+
+def parse_position(token: Any) -> tuple[str, int] | None:
+    """``"<epoch>:<offset>"`` → ``(epoch, offset)``; anything else → None.
+
+    The resume token of every transport: SSE's ``id:`` / ``Last-Event-ID``,
+    a WebSocket join's ``since``, the client's `Position`.
+    """
+    if not isinstance(token, str):
+        return None
+    epoch, sep, offset = token.strip().rpartition(":")
+    if not sep or not epoch or not offset.isdigit():
+        return None
+    return epoch, int(offset)
 
 
 def envelope(
