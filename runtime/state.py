@@ -9,15 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .storage.base import Storage
-from .streams.ops import check_json
+from .streams.ops import check_json, check_name
 
 __all__ = ["State"]
-
-
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty string, not {value!r}")
-    return value
 
 
 class State:
@@ -29,23 +23,23 @@ class State:
         self._storage = storage
 
     async def get(self, scope: str, key: str) -> Any | None:
-        return await self._storage.state_get(_check_name(scope, "scope"), _check_name(key, "key"))
+        return await self._storage.state_get(check_name(scope, "scope"), check_name(key, "key"))
 
     async def set(self, scope: str, key: str, value: Any) -> Any:
-        _check_name(scope, "scope")
-        _check_name(key, "key")
+        check_name(scope, "scope")
+        check_name(key, "key")
         check_json(value, "state value")
         await self._storage.state_set(scope, key, value)
         return value
 
     async def delete(self, scope: str, key: str) -> None:
-        await self._storage.state_delete(_check_name(scope, "scope"), _check_name(key, "key"))
+        await self._storage.state_delete(check_name(scope, "scope"), check_name(key, "key"))
 
     async def list(self, scope: str) -> dict[str, Any]:
         """Every key of ``scope`` with its value, in key order."""
-        return await self._storage.state_list(_check_name(scope, "scope"))
+        return await self._storage.state_list(check_name(scope, "scope"))
 
     get_group = list
 
     async def clear(self, scope: str) -> None:
-        await self._storage.state_clear(_check_name(scope, "scope"))
+        await self._storage.state_clear(check_name(scope, "scope"))

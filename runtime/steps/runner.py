@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterable
 
 import attrs
 import croniter
-import orjson
 import trio
 
 from ..errors import ValidationError
@@ -29,7 +28,7 @@ from ..state import State
 from ..storage.base import QueuedMessage
 from ..streams.engine import StreamEngine
 from ..streams.events import Event
-from ..streams.ops import check_json
+from ..streams.ops import check_json, json_copy
 from ..streams.schema import Validator, compile_schema
 from ..streams.stream import Stream
 from .clock import RuntimeClock
@@ -75,10 +74,6 @@ class _QueueBinding:
     step: Step
     trigger: QueueTrigger
     validator: Validator | None
-
-
-def _json_copy(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
 
 
 class StepRuntime:
@@ -283,7 +278,7 @@ class StepRuntime:
         ids = []
         for binding in bindings:
             message = QueuedMessage(
-                id=uuid.uuid4().hex, topic=topic, step=binding.step.name, data=_json_copy(data),
+                id=uuid.uuid4().hex, topic=topic, step=binding.step.name, data=json_copy(data),
                 trace_id=trace_id, enqueued_ms=now, due_ms=now,
             )
             await self.engine.storage.queue_put(message)
@@ -346,7 +341,7 @@ class StepRuntime:
     # -- stream triggers ------------------------------------------------------------------
 
     async def _on_stream_event(self, one: Step, trigger: StreamTrigger, event: Event) -> None:
-        data = _json_copy(event.data)
+        data = json_copy(event.data)
         payload = StreamTriggerInput(
             stream_name=event.stream, group_id=event.group, id=event.item_id, timestamp=event.timestamp,
             offset=event.offset, event=StreamEventInfo(event.type, data),

@@ -39,7 +39,7 @@ from jsonpointer import JsonPointer, JsonPointerException
 
 from runtime.errors import UpdateError
 
-__all__ = ["apply_ops", "check_json", "is_json_value", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
+__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "is_json_value", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
 
 Op = dict[str, Any]
 
@@ -549,6 +549,18 @@ MAX_JSON_DEPTH = 254
 #: The integers orjson can encode (int64 and uint64).
 MIN_JSON_INT = -(2**63)
 MAX_JSON_INT = 2**64 - 1
+
+
+def json_copy(value: Any) -> Any:
+    """A private copy of a JSON value, for what crosses into or out of a group actor."""
+    return orjson.loads(orjson.dumps(value))
+
+
+def check_name(value: Any, what: str) -> str:
+    """Group ids, item ids, state scopes and keys: non-empty strings, or TypeError."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what} must be a non-empty string, not {value!r}")
+    return value
 
 
 def is_json_value(value: Any) -> bool:

@@ -11,25 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import orjson
 
 from .config import DeleteResult, SetResult, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem
-from .ops import check_json
+from .ops import check_json, check_name, json_copy
 from .tracing import current_trace_id
 
 __all__ = ["Stream"]
-
-
-def _json_copy(value: Any) -> Any:
-    return orjson.loads(orjson.dumps(value))
-
-
-def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{what} must be a non-empty string, not {value!r}")
-    return value
 
 
 class Stream:
@@ -61,27 +50,27 @@ class Stream:
 
     def _ref(self, group_id: str) -> Any:
         engine = self._engine or current_engine()
-        return engine.group_ref(self.name, _check_id(group_id, "group_id"))
+        return engine.group_ref(self.name, check_name(group_id, "group_id"))
 
     async def get(self, group_id: str, item_id: str) -> dict[str, Any] | None:
         """The item, or None."""
-        item = await self._ref(group_id).ask(GetItem(_check_id(item_id, "item_id")))
-        return None if item is None else _json_copy(item)
+        item = await self._ref(group_id).ask(GetItem(check_name(item_id, "item_id")))
+        return None if item is None else json_copy(item)
 
     async def set(self, group_id: str, item_id: str, data: Mapping[str, Any]) -> SetResult:
         """Replace (or create) the item; emits ``create`` or ``update``."""
         ref = self._ref(group_id)
-        _check_id(item_id, "item_id")
+        check_name(item_id, "item_id")
         if not isinstance(data, Mapping):
             raise TypeError(f"item data must be a JSON object (a dict), not {type(data).__name__}")
         check_json(data)
-        result = await ref.ask(SetItem(item_id, _json_copy(dict(data)), current_trace_id()))
+        result = await ref.ask(SetItem(item_id, json_copy(dict(data)), current_trace_id()))
         return _copy_set_result(result)
 
     async def update(self, group_id: str, item_id: str, ops: list[Any]) -> SetResult:
         """Apply ``ops`` atomically (all or none); upserts from ``{}``."""
         ref = self._ref(group_id)
-        _check_id(item_id, "item_id")
+        check_name(item_id, "item_id")
         check_json(ops, "ops")
         # apply_ops copies every value it takes from the ops: no copy of the list here
         result = await ref.ask(UpdateItem(item_id, ops, current_trace_id()))
@@ -89,14 +78,14 @@ class Stream:
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
         """Remove the item; emits ``delete`` only if it existed."""
-        result = await self._ref(group_id).ask(DeleteItem(_check_id(item_id, "item_id"), current_trace_id()))
+        result = await self._ref(group_id).ask(DeleteItem(check_name(item_id, "item_id"), current_trace_id()))
         old = result.old_value
-        return result if old is None else DeleteResult(old_value=_json_copy(old))
+        return result if old is None else DeleteResult(old_value=json_copy(old))
 
     async def list(self, group_id: str) -> list[dict[str, Any]]:
         """The group's items in insertion order."""
         items = await self._ref(group_id).ask(ListItems())
-        return _json_copy(items) if items else []
+        return json_copy(items) if items else []
 
     get_group = list
 
@@ -115,14 +104,14 @@ class Stream:
         group_id = channel.get("group_id", channel.get("groupId"))
         item_id = channel.get("id", channel.get("item_id"))
         if item_id is not None:
-            _check_id(item_id, "id")
+            check_name(item_id, "id")
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str) or not event["type"]:
             raise TypeError('an event needs a non-empty string "type"')
         data = event.get("data")
         check_json(data, "event data")
-        await self._ref(group_id).ask(SendEvent(item_id, event["type"], _json_copy(data), current_trace_id()))
+        await self._ref(group_id).ask(SendEvent(item_id, event["type"], json_copy(data), current_trace_id()))
 
 
 def _copy_set_result(result: SetResult) -> SetResult:
     old = result.old_value
-    return SetResult(new_value=_json_copy(result.new_value), old_value=None if old is None else _json_copy(old))
+    return SetResult(new_value=json_copy(result.new_value), old_value=None if old is None else json_copy(old))
