@@ -171,7 +171,7 @@ class _SSEBody:
             except (ActorStopped, RuntimeError):
                 pass  # the engine stopped first (shutdown): the group and its registrations are gone
             try:
-                await server.on_leave(sub, self._auth)
+                await notify_leave(server.app, sub, self._auth)
             except Exception:  # noqa: BLE001 - cleanup must not raise into the server
                 logger.exception("SSE cleanup for %s/%s failed", sub.stream_name, sub.group_id)
 
@@ -338,7 +338,7 @@ class HttpServer:
         subscription = Subscription(stream, group, item)
         try:
             auth_context = await authenticate(self.app.authenticate, auth_request)
-            await self.check_access(definition.config, subscription, auth_context)
+            await check_access(self.app, definition.config, subscription, auth_context)
         except Refused as refused:
             return json_response(refused.status, {"error": {"code": refused.code, "message": str(refused)}})
         last_event_id = query.get("lastEventId") if "lastEventId" in query else request.headers.get("Last-Event-ID")
@@ -352,9 +352,3 @@ class HttpServer:
         )
         response.timeout = None
         return response
-
-    async def check_access(self, config: Any, subscription: Subscription, auth_context: Any) -> None:
-        await check_access(self.app, config, subscription, auth_context)
-
-    async def on_leave(self, subscription: Subscription, auth_context: Any) -> None:
-        await notify_leave(self.app, subscription, auth_context)
