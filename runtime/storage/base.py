@@ -19,15 +19,20 @@ from __future__ import annotations
 import abc
 import secrets
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Callable, Self
 
 import attrs
+import trio
 
 from runtime.errors import StorageError
 
 __all__ = [
     "ConflictError",
     "GroupCommit",
+    "GroupPosition",
+    "RemoteBatch",
+    "RemoteEvent",
+    "SharedStorage",
     "GroupState",
     "HistoryPolicy",
     "QueuedMessage",
@@ -174,6 +179,8 @@ class Storage(abc.ABC):
 
     #: Whether data survives a process restart (and so whether an epoch does).
     durable: bool = False
+    #: Whether other processes write the same groups (see ``SharedStorage``).
+    shared: bool = False
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -204,11 +211,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def commit(
         self, stream: str, group: str, commit: GroupCommit, policy: HistoryPolicy
-    ) -> None:
+    ) -> int | None:
         """Apply one batch atomically, then trim the group's history by ``policy``.
 
         Raises ``ConflictError`` (and changes nothing) when the stored epoch
-        or offset is not the one the batch was computed from.
+        or offset is not the one the batch was computed from. A backend
+        shared between processes may move the batch's timestamps forward, by
+        the amount it returns, so they stay strictly increasing across every
+        writer; the others store them as given and return ``None``.
         """
 
     @abc.abstractmethod
@@ -273,3 +283,99 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def dead_letter_take(self, message_id: str) -> QueuedMessage | None:
         """Remove and return one dead letter (to replay it); ``None`` when there is none."""
+
+
+# -- storage shared between processes -------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class GroupPosition:
+    """Where a shared group stands now: what a read barrier compares with its own copy."""
+
+    epoch: str
+    offset: int
+    timestamp: int
+
+
+@attrs.frozen(slots=True)
+class RemoteEvent:
+    """One event another process published: a state change (``offset`` > 0) or a ``send`` (0)."""
+
+    offset: int
+    timestamp: int
+    item_id: str | None
+    type: str  # "create" | "update" | "delete" | "event"
+    data: Any
+
+
+@attrs.frozen(slots=True)
+class RemoteBatch:
+    """One commit (or run of sends) of a group, as another process published it, in order."""
+
+    stream: str
+    group: str
+    epoch: str
+    origin: str  # the publishing storage's ``origin``
+    events: tuple[RemoteEvent, ...]
+
+
+class SharedStorage(Storage):
+    """A backend several processes write at once (Redis).
+
+    The group actor of a shared backend is a cache of the stored group: it
+    still batches and commits with compare-and-set, but it also follows the
+    other processes' commits (``follow``), checks its copy before serving a
+    read (``reserve``), catches up from the stored history (``events_after``)
+    and re-applies a batch that lost a race instead of failing it. Every
+    timestamp is stamped by storage, atomically with the change, so the
+    strictly-increasing rule holds across processes, sync frames included.
+    """
+
+    shared = True
+
+    #: This process's name in what it publishes, so it can skip its own echoes.
+    origin: str
+
+    @abc.abstractmethod
+    async def reserve(
+        self, stream: str, group: str, *, epoch: str, count: int, now: int
+    ) -> GroupPosition:
+        """The group's position now, after reserving ``count`` timestamps for syncs.
+
+        The reserved timestamps are ``position.timestamp - count + 1`` up to
+        ``position.timestamp``: later than anything stamped before, earlier
+        than anything stamped after. ``epoch`` is recorded if the group has
+        none yet, so every process agrees on it. ``count`` may be 0.
+        """
+
+    @abc.abstractmethod
+    async def events_after(self, stream: str, group: str, epoch: str, offset: int) -> list[StoredEvent] | None:
+        """Every stored event after ``offset`` in ``epoch``, or ``None`` when history cannot cover it."""
+
+    @abc.abstractmethod
+    async def send(
+        self, stream: str, group: str, *, epoch: str, expected_offset: int,
+        events: list[tuple[str | None, Any, int]],
+    ) -> int:
+        """Publish ephemeral events ``(item_id, {"type", "data"}, proposed timestamp)`` in order.
+
+        Raises ``ConflictError`` when the group moved past ``expected_offset``
+        (the caller catches up first, so its subscribers never see a send
+        before a change that preceded it); returns the timestamp shift.
+        """
+
+    @abc.abstractmethod
+    async def follow(
+        self,
+        deliver: Callable[[RemoteBatch], None],
+        lost: Callable[[bool], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Hand every batch other processes publish to ``deliver``, until cancelled.
+
+        ``lost(data_lost)`` is called when batches may have been missed (the
+        connection dropped and came back: ``False``) or storage lost its
+        data (a restart without persistence, a flush: ``True``); the engine
+        then has every active group catch up or reload.
+        """

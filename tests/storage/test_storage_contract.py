@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,16 @@ from runtime.storage import (
     Storage,
     StoredEvent,
 )
+from runtime.storage.redis import RedisStorage
+from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
-BACKENDS: dict[str, Callable[[Path], Storage]] = {
-    "memory": lambda tmp_path: MemoryStorage(),
-    "sqlite": lambda tmp_path: SQLiteStorage(tmp_path / "storage.sqlite3"),
+BACKENDS: dict[str, Callable[[Path, str], Storage]] = {
+    "memory": lambda tmp_path, redis_url: MemoryStorage(),
+    "sqlite": lambda tmp_path, redis_url: SQLiteStorage(tmp_path / "storage.sqlite3"),
+    "redis": lambda tmp_path, redis_url: RedisStorage(redis_url),
 }
 
-DURABLE = {"memory": False, "sqlite": True}
+DURABLE = {"memory": False, "sqlite": True, "redis": True}
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -45,8 +48,19 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def storage(backend: str, tmp_path: Path) -> AsyncIterator[Storage]:
-    async with BACKENDS[backend](tmp_path) as opened:
+def redis_url(backend: str) -> Iterator[str]:
+    """A Redis URL with a key prefix of this test's own (only for the redis backend)."""
+    if backend != "redis":
+        yield ""
+        return
+    prefix = unique_prefix()
+    yield f"{ensure_redis()}?prefix={prefix}"
+    delete_prefix(prefix)
+
+
+@pytest.fixture
+async def storage(backend: str, tmp_path: Path, redis_url: str) -> AsyncIterator[Storage]:
+    async with BACKENDS[backend](tmp_path, redis_url) as opened:
         yield opened
 
 
@@ -649,8 +663,8 @@ async def test_changing_queued_data_after_put_or_read_does_not_change_storage(
     assert taken is not None and taken.data == {"list": [1]}
 
 
-async def test_queues_need_an_open_storage(backend: str, tmp_path: Path) -> None:
-    storage = BACKENDS[backend](tmp_path)
+async def test_queues_need_an_open_storage(backend: str, tmp_path: Path, redis_url: str) -> None:
+    storage = BACKENDS[backend](tmp_path, redis_url)
     with pytest.raises(StorageError, match="not open"):
         await storage.queue_put(message("m"))
     async with storage:
@@ -675,10 +689,11 @@ _queue_ops = st.lists(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_queue_ops)
 async def test_any_queue_operations_give_dict_semantics(
-    backend: str, tmp_path: Path, ops: list[tuple[str, str, int]]
+    backend: str, tmp_path: Path, redis_url: str, ops: list[tuple[str, str, int]]
 ) -> None:
     # A fresh storage per example (queues are global to a storage, unlike groups).
-    async with BACKENDS[backend](tmp_path / f"example-{next(_queue_examples)}") as storage:
+    example = next(_queue_examples)
+    async with BACKENDS[backend](tmp_path / f"example-{example}", redis_url and f"{redis_url}-{example}") as storage:
         pending: dict[str, QueuedMessage] = {}
         dead: dict[str, QueuedMessage] = {}
         for op, message_id, n in ops:
@@ -703,7 +718,11 @@ async def test_any_queue_operations_give_dict_semantics(
 # -- lifecycle ---------------------------------------------------------------------
 
 
-async def test_open_and_aclose_are_idempotent(storage: Storage) -> None:
+async def test_open_and_aclose_are_idempotent(backend: str, tmp_path: Path, redis_url: str) -> None:
+    # Its own storage, not the fixture's: Redis's client must be opened and
+    # closed by one task, and pytest-trio sets fixtures up in another.
+    storage = BACKENDS[backend](tmp_path, redis_url)
+    await storage.open()
     await storage.open()
     await storage.state_set("s", "k", "v")
     await storage.aclose()
@@ -714,6 +733,7 @@ async def test_open_and_aclose_are_idempotent(storage: Storage) -> None:
 
     await storage.open()
     assert await storage.state_get("s", "k") == "v"
+    await storage.aclose()
 
 
 # -- any sequence of batches -----------------------------------------------------------
@@ -729,11 +749,11 @@ _writes = st.lists(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(_writes, max_size=6))
 async def test_any_batches_give_dict_semantics(
-    backend: str, tmp_path: Path, batches: list[list[tuple[str, int | None]]]
+    backend: str, tmp_path: Path, redis_url: str, batches: list[list[tuple[str, int | None]]]
 ) -> None:
     # Not the `storage` fixture: pytest-trio sets async fixtures up once, not per example.
     # Every example shares tmp_path, so each one takes a group of its own.
-    async with BACKENDS[backend](tmp_path) as storage:
+    async with BACKENDS[backend](tmp_path, redis_url) as storage:
         writer = await GroupWriter.load(storage, "prop", f"g{next(_group_names)}")
         for batch in batches:
             writes = [(i, None if n is None else item(i, n=n)) for i, n in batch]

@@ -1,0 +1,90 @@
+"""Where each thing lives in Redis: key and channel names, as pure functions.
+
+Stream and group names may contain any character, ``:`` included, so a
+name is never simply joined: the stream is length-prefixed and the group
+comes last, which makes every key decode to exactly one (stream, group).
+Everything sits under one prefix (``rt`` unless the URL says otherwise),
+so several apps, or the tests, can share one Redis.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["GroupKeys", "Keys"]
+
+
+@attrs.frozen(slots=True)
+class GroupKeys:
+    """The keys of one group, in the order the Lua scripts take them."""
+
+    meta: str  # hash: epoch, offset, ts, seq
+    items: str  # hash: item id -> item JSON
+    order: str  # sorted set: item id -> insertion sequence (list() order)
+    history: str  # list: history entries, oldest first
+    groups: str  # set: the stream's group ids that hold at least one item
+    channel: str  # pub/sub channel the group's commits are published on
+
+    def as_list(self) -> list[str]:
+        return [self.meta, self.items, self.order, self.history, self.groups]
+
+
+@attrs.frozen(slots=True)
+class Keys:
+    prefix: str = "rt"
+
+    def _group(self, kind: str, stream: str, group: str) -> str:
+        return f"{self.prefix}:{kind}:{len(stream)}:{stream}:{group}"
+
+    def group(self, stream: str, group: str) -> GroupKeys:
+        return GroupKeys(
+            meta=self._group("meta", stream, group),
+            items=self._group("items", stream, group),
+            order=self._group("order", stream, group),
+            history=self._group("hist", stream, group),
+            groups=f"{self.prefix}:groups:{stream}",
+            channel=self._group("ev", stream, group),
+        )
+
+    @property
+    def channel_pattern(self) -> str:
+        return f"{self.prefix}:ev:*"
+
+    def parse_channel(self, channel: str) -> tuple[str, str] | None:
+        """``(stream, group)`` of a group channel, or None for anything else."""
+        head = f"{self.prefix}:ev:"
+        if not channel.startswith(head):
+            return None
+        length, sep, rest = channel[len(head):].partition(":")
+        if not sep or not length.isdigit() or len(rest) < int(length) + 1 or rest[int(length)] != ":":
+            return None
+        size = int(length)
+        return rest[:size], rest[size + 1:]
+
+    @property
+    def alive(self) -> str:
+        """A token written when the data set is first used: gone means the data was lost."""
+        return f"{self.prefix}:alive"
+
+    def state(self, scope: str) -> str:
+        return f"{self.prefix}:state:{scope}"
+
+    @property
+    def pending(self) -> str:
+        return f"{self.prefix}:q:pending"  # hash: id -> message JSON
+
+    @property
+    def pending_order(self) -> str:
+        return f"{self.prefix}:q:pending-order"  # sorted set: id -> first-stored sequence
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:q:dead"
+
+    @property
+    def dead_order(self) -> str:
+        return f"{self.prefix}:q:dead-order"
+
+    @property
+    def sequence(self) -> str:
+        return f"{self.prefix}:q:seq"
