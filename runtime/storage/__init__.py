@@ -17,6 +17,7 @@ from runtime.storage.base import (
     StoredEvent,
 )
 from runtime.storage.memory import MemoryStorage
+from runtime.storage.redis import RedisStorage
 from runtime.storage.sqlite import SQLiteStorage
 
 __all__ = [
@@ -26,13 +27,16 @@ __all__ = [
     "HistoryPolicy",
     "MemoryStorage",
     "QueuedMessage",
+    "RedisStorage",
     "SQLiteStorage",
     "Storage",
     "StoredEvent",
     "open_storage",
 ]
 
-SUPPORTED_URLS = "'memory', 'sqlite:PATH', 'sqlite:///abs/path' or 'sqlite://relative/path'"
+SUPPORTED_URLS = (
+    "'memory', 'sqlite:PATH', 'sqlite:///abs/path', 'sqlite://relative/path' or 'redis://host:port/db'"
+)
 
 
 def open_storage(url: str) -> Storage:
@@ -42,7 +46,10 @@ def open_storage(url: str) -> Storage:
     ``sqlite:PATH`` is a file, relative to the working directory unless
     absolute; ``sqlite:///abs/path`` and ``sqlite://relative/path`` are the
     URL spellings of the same. Missing parent directories are created when the
-    storage opens. Anything else raises ``ValueError``.
+    storage opens. ``redis://host:port/db`` (or ``rediss://`` for TLS) is a
+    Redis that several processes share; ``?prefix=`` namespaces its keys and
+    ``?timeout=`` bounds each command in seconds. Anything else raises
+    ``ValueError``.
     """
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
@@ -56,5 +63,6 @@ def open_storage(url: str) -> Storage:
             path = path[2:]  # relative
         if path:
             return SQLiteStorage(os.path.expanduser(path))
-    not_yet = " (redis is not available yet)" if scheme in ("redis", "rediss") else ""
-    raise ValueError(f"unsupported storage URL {url!r}{not_yet}: use {SUPPORTED_URLS}")
+    if scheme in ("redis", "rediss") and rest.startswith("//"):
+        return RedisStorage(url)
+    raise ValueError(f"unsupported storage URL {url!r}: use {SUPPORTED_URLS}")

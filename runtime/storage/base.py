@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import secrets
 from types import TracebackType
-from typing import Any, Callable, Self
+from typing import Any, Callable, Self, Sequence
 
 import attrs
 import trio
@@ -32,6 +32,7 @@ __all__ = [
     "GroupPosition",
     "RemoteBatch",
     "RemoteEvent",
+    "Send",
     "SharedStorage",
     "GroupState",
     "HistoryPolicy",
@@ -298,6 +299,16 @@ class GroupPosition:
 
 
 @attrs.frozen(slots=True)
+class Send:
+    """An ephemeral event to publish with a batch, right after the change at offset ``after``."""
+
+    after: int
+    item_id: str | None
+    payload: Any  # {"type": T, "data": D}
+    timestamp: int  # proposed, like the changes' timestamps
+
+
+@attrs.frozen(slots=True)
 class RemoteEvent:
     """One event another process published: a state change (``offset`` > 0) or a ``send`` (0)."""
 
@@ -337,32 +348,29 @@ class SharedStorage(Storage):
     origin: str
 
     @abc.abstractmethod
-    async def reserve(
-        self, stream: str, group: str, *, epoch: str, count: int, now: int
-    ) -> GroupPosition:
+    async def commit(
+        self, stream: str, group: str, commit: GroupCommit, policy: HistoryPolicy, sends: Sequence[Send] = ()
+    ) -> int:
+        """``Storage.commit``, which may also publish ``sends`` in their places among the changes.
+
+        Returns the shift applied to every timestamp of the batch (0 when
+        the proposed ones were already later than anything stored). A batch
+        with sends and no writes only checks the position and publishes.
+        """
+
+    @abc.abstractmethod
+    async def reserve(self, stream: str, group: str, *, count: int, now: int) -> GroupPosition:
         """The group's position now, after reserving ``count`` timestamps for syncs.
 
         The reserved timestamps are ``position.timestamp - count + 1`` up to
         ``position.timestamp``: later than anything stamped before, earlier
-        than anything stamped after. ``epoch`` is recorded if the group has
-        none yet, so every process agrees on it. ``count`` may be 0.
+        than anything stamped after. A group with no epoch yet gets a fresh
+        one, recorded so that every process agrees on it. ``count`` may be 0.
         """
 
     @abc.abstractmethod
     async def events_after(self, stream: str, group: str, epoch: str, offset: int) -> list[StoredEvent] | None:
         """Every stored event after ``offset`` in ``epoch``, or ``None`` when history cannot cover it."""
-
-    @abc.abstractmethod
-    async def send(
-        self, stream: str, group: str, *, epoch: str, expected_offset: int,
-        events: list[tuple[str | None, Any, int]],
-    ) -> int:
-        """Publish ephemeral events ``(item_id, {"type", "data"}, proposed timestamp)`` in order.
-
-        Raises ``ConflictError`` when the group moved past ``expected_offset``
-        (the caller catches up first, so its subscribers never see a send
-        before a change that preceded it); returns the timestamp shift.
-        """
 
     @abc.abstractmethod
     async def follow(

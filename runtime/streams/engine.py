@@ -9,6 +9,7 @@ module-level state: two engines in one process (two tests) never meet.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterable
@@ -16,21 +17,24 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterable
 import attrs
 import trio
 
-from actors import ActorRef, ActorSystem, Escalation, RestartPolicy, VirtualActors
+from actors import ActorRef, ActorStopped, ActorSystem, Escalation, MailboxFull, RestartPolicy, VirtualActors
 from actors.exceptions import raise_sole_error
 from actors.lifecycle import SingleUse
 
 from ..errors import StreamNotFound
-from ..storage.base import HistoryPolicy, Storage
+from ..storage.base import HistoryPolicy, RemoteBatch, Storage
 from ..storage.memory import MemoryStorage
 from .config import StreamConfig, StreamDefinition
 from .events import Event
 from .group import GroupActor
 from .messages import GroupStats, Join, Joined, Leave, LeaveAll
+from .shared_group import CatchUp, SharedGroupActor
 from .subscribers import Subscriber
 from .triggers import StreamListener, TriggerDispatcher
 
 __all__ = ["StreamEngine", "EngineMetrics", "current_engine", "wall_clock_ms"]
+
+logger = logging.getLogger("runtime.streams")
 
 _current_engine: contextvars.ContextVar[StreamEngine] = contextvars.ContextVar("stream_engine")
 
@@ -53,6 +57,8 @@ def current_engine() -> StreamEngine:
 @attrs.define
 class EngineMetrics:
     events_published: int = 0
+    #: Changes and sends other processes made, delivered here (shared storage only).
+    events_followed: int = 0
     slow_consumer_drops: int = 0
 
 
@@ -144,8 +150,10 @@ class StreamEngine(SingleUse):
     async def _lifecycle(self) -> AsyncIterator[StreamEngine]:
         token = _current_engine.set(self)
         try:
-            await self.storage.open()
-            async with trio.open_nursery() as nursery:
+            # Storage wraps everything, opened and closed by this task: the
+            # Redis client runs its connections in a task group of its own.
+            # Each backend's aclose() shields what must finish (SQLite's file).
+            async with self.storage, trio.open_nursery() as nursery:
                 await nursery.start(self.triggers.run)
                 async with ActorSystem(
                     name="streams",
@@ -157,6 +165,8 @@ class StreamEngine(SingleUse):
                 ) as system:
                     self._system = system
                     self._groups = system.virtual("group", self._new_group_actor, idle_timeout=self._idle_timeout)
+                    if self.storage.shared:
+                        await nursery.start(self.storage.follow, self._follow, self._storage_lost)  # type: ignore[attr-defined]
                     yield self
                 # Groups have drained and committed; let triggers finish what
                 # is queued, within a bound, then stop them.
@@ -168,12 +178,38 @@ class StreamEngine(SingleUse):
         finally:
             self._groups = None
             _current_engine.reset(token)
-            with trio.CancelScope(shield=True):
-                await self.storage.aclose()
 
     def _new_group_actor(self, key: Hashable) -> GroupActor:
         stream, group = key  # type: ignore[misc]
-        return GroupActor(self, self.definition(stream), group)
+        actor = SharedGroupActor if self.storage.shared else GroupActor
+        return actor(self, self.definition(stream), group)
+
+    def _follow(self, batch: RemoteBatch) -> None:
+        """Hand another process's batch to the group's actor, if the group is active here.
+
+        An inactive group needs nothing: it loads the stored state when it
+        activates. A full mailbox drops the batch; the group sees the gap at
+        its next batch, read or commit, and catches up from the history.
+        """
+        groups = self._groups
+        key = (batch.stream, batch.group)
+        if groups is None or key not in groups:
+            return
+        try:
+            groups.ref(key).tell_nowait(batch)
+        except (MailboxFull, ActorStopped):
+            logger.warning("%s/%s: mailbox full; a followed batch is left to catch-up", *key)
+
+    def _storage_lost(self, data_lost: bool) -> None:
+        """Storage may have published batches we missed, or lost its data: every active group checks."""
+        groups = self._groups
+        if groups is None:
+            return
+        for key in list(groups.active_keys()):
+            try:
+                groups.ref(key).tell_nowait(CatchUp(reload=data_lost))
+            except (MailboxFull, ActorStopped):
+                logger.warning("%s/%s: could not ask the group to catch up", *key)
 
     # -- groups -----------------------------------------------------------------------
 

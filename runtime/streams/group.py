@@ -43,7 +43,9 @@ _DELETED: Any = object()
 class _Segment:
     """Mutations of one batch not yet committed: an overlay over the items."""
 
-    __slots__ = ("values", "writes", "stored", "events", "indices", "replies", "offset", "timestamp")
+    __slots__ = (
+        "values", "writes", "stored", "events", "indices", "replies", "offset", "timestamp", "messages", "sends",
+    )
 
     def __init__(self, offset: int, timestamp: int) -> None:
         self.values: dict[str, Any] = {}  # item id -> new value or _DELETED
@@ -54,6 +56,10 @@ class _Segment:
         self.replies: list[Any] = []  # their replies, in the same order
         self.offset = offset
         self.timestamp = timestamp
+        # Only a shared group fills these: the messages, to apply them again
+        # after losing a race, and the sends, to publish them with the batch.
+        self.messages: list[tuple[int, Any]] = []
+        self.sends: list[Any] = []
 
 
 class GroupActor(Actor):

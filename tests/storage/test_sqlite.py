@@ -16,6 +16,7 @@ from runtime.storage import (
     ConflictError,
     HistoryPolicy,
     MemoryStorage,
+    RedisStorage,
     SQLiteStorage,
     StoredEvent,
     open_storage,
@@ -416,7 +417,7 @@ async def test_sqlite_url_creates_parent_directories(
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://localhost:6379/0", "postgres://db/app", "sqlite:", "memory:extra", ""]
+    "url", ["redis:", "postgres://db/app", "sqlite:", "memory:extra", ""]
 )
 def test_unsupported_url_names_what_is_supported(url: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -424,10 +425,12 @@ def test_unsupported_url_names_what_is_supported(url: str) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert repr(url) in message
-    for supported in ("'memory'", "'sqlite:PATH'", "'sqlite:///abs/path'", "'sqlite://relative/path'"):
+    for supported in ("'memory'", "'sqlite:PATH'", "'sqlite:///abs/path'", "'sqlite://relative/path'",
+                      "'redis://host:port/db'"):
         assert supported in message
 
 
-def test_redis_url_says_redis_is_not_available_yet() -> None:
-    with pytest.raises(ValueError, match="redis is not available yet"):
-        open_storage("redis://localhost:6379/0")
+def test_redis_url_opens_a_redis_storage() -> None:
+    storage = open_storage("redis://localhost:6380/2?prefix=app1&timeout=2")
+    assert isinstance(storage, RedisStorage)
+    assert (storage.where, storage.keys.prefix, storage.timeout) == ("localhost:6380", "app1", 2.0)

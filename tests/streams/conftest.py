@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from runtime import MemoryStorage, SQLiteStorage
+from runtime import MemoryStorage, RedisStorage, SQLiteStorage
+from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
 
 class Probe:
@@ -29,16 +30,21 @@ class Probe:
         return [event.offset for event in self.events]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def backend(request, tmp_path):
-    """A factory for a storage of the parametrised kind; the same path each call (a restart)."""
+    """A factory for a storage of the parametrised kind; the same place each call (a restart)."""
     path = tmp_path / "streams.db"
+    prefix = unique_prefix()
 
     def make():
+        if request.param == "redis":
+            return RedisStorage(f"{ensure_redis()}?prefix={prefix}")
         return MemoryStorage() if request.param == "memory" else SQLiteStorage(path)
 
     make.kind = request.param
-    return make
+    yield make
+    if request.param == "redis":
+        delete_prefix(prefix)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import urllib.parse
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import coredis
 import orjson
@@ -37,6 +37,7 @@ from ..base import (
     HistoryPolicy,
     QueuedMessage,
     RemoteBatch,
+    Send,
     SharedStorage,
     StoredEvent,
     new_epoch,
@@ -47,6 +48,10 @@ from .feed import follow_groups
 from .keys import Keys
 
 __all__ = ["RedisStorage"]
+
+
+def _send_entry(send: Send) -> tuple[int, int, bytes]:
+    return 0, send.timestamp, encode_body(send.item_id, "event", send.payload)
 
 logger = logging.getLogger("runtime.storage")
 
@@ -158,39 +163,27 @@ class RedisStorage(SharedStorage):
             history=[decode_entry(entry) for entry in history],
         )
 
-    async def commit(self, stream: str, group: str, commit: GroupCommit, policy: HistoryPolicy) -> int:
-        events = [
-            (event.offset, event.timestamp, encode_body(event.item_id, event.type, event.data))
-            for event in commit.events
-        ]
-        writes = [(item_id, b"" if value is None else orjson.dumps(value)) for item_id, value in commit.writes]
-        return await self._run_commit(
-            stream, group, commit, epoch=commit.epoch, expected_offset=commit.expected_offset,
-            offset=commit.offset, timestamp=commit.timestamp, writes=writes, events=events, policy=policy,
-        )
-
-    async def send(
-        self, stream: str, group: str, *, epoch: str, expected_offset: int,
-        events: list[tuple[str | None, Any, int]],
+    async def commit(
+        self, stream: str, group: str, commit: GroupCommit, policy: HistoryPolicy, sends: Sequence[Send] = ()
     ) -> int:
-        encoded = [(0, timestamp, encode_body(item_id, "event", payload)) for item_id, payload, timestamp in events]
-        probe = GroupCommit(epoch=epoch, offset=expected_offset, timestamp=0, writes=[], events=[],
-                            expected_offset=expected_offset)
-        return await self._run_commit(
-            stream, group, probe, epoch=epoch, expected_offset=expected_offset, offset=expected_offset,
-            timestamp=0, writes=[], events=encoded, policy=None,
-        )
+        events: list[tuple[int, int, bytes]] = []
+        pending = list(sends)
+        for event in commit.events:
+            while pending and pending[0].after < event.offset:
+                events.append(_send_entry(pending.pop(0)))
+            events.append((event.offset, event.timestamp, encode_body(event.item_id, event.type, event.data)))
+        events.extend(_send_entry(send) for send in pending)
+        writes = [(item_id, b"" if value is None else orjson.dumps(value)) for item_id, value in commit.writes]
+        return await self._run_commit(stream, group, commit, writes, events, policy)
 
     async def _run_commit(
-        self, stream: str, group: str, commit: GroupCommit, *, epoch: str, expected_offset: int, offset: int,
-        timestamp: int, writes: list[tuple[str, bytes]], events: list[tuple[int, int, bytes]],
-        policy: HistoryPolicy | None,
+        self, stream: str, group: str, commit: GroupCommit, writes: list[tuple[str, bytes]],
+        events: list[tuple[int, int, bytes]], policy: HistoryPolicy,
     ) -> int:
         keys = self.keys.group(stream, group)
-        max_events, max_age = (policy.max_events, policy.max_age_ms) if policy else (2**31, 2**62)
         args: list[Any] = [
-            epoch, expected_offset, offset, timestamp, group, max_events, max_age, keys.channel,
-            publish_head(self.origin, epoch), len(writes),
+            commit.epoch, commit.expected_offset, commit.offset, commit.timestamp, group, policy.max_events,
+            policy.max_age_ms, keys.channel, publish_head(self.origin, commit.epoch), len(writes),
         ]
         for item_id, value in writes:
             args += (item_id, value)
@@ -203,11 +196,11 @@ class RedisStorage(SharedStorage):
         stored_epoch = reply[1].decode() or None
         raise ConflictError(stream, group, stored_epoch=stored_epoch, stored_offset=int(reply[2]), commit=commit)
 
-    async def reserve(self, stream: str, group: str, *, epoch: str, count: int, now: int) -> GroupPosition:
+    async def reserve(self, stream: str, group: str, *, count: int, now: int) -> GroupPosition:
         keys = self.keys.group(stream, group)
         reply = await self._call(
             f"reading {stream}/{group}",
-            self._script("RESERVE")(keys=[keys.meta], args=[epoch, count, now, UNWRITTEN_GROUP_TTL]),
+            self._script("RESERVE")(keys=[keys.meta], args=[new_epoch(), count, now, UNWRITTEN_GROUP_TTL]),
         )
         return GroupPosition(epoch=reply[0].decode(), offset=int(reply[1]), timestamp=int(reply[2]))
 
