@@ -30,6 +30,7 @@ import orjson
 import trio
 
 from .client.tail import add_tail_parser, run_tail
+from .errors import StorageError
 from .storage import Storage, open_storage
 
 DEFAULT_DB = Path(".runtime") / "runtime.db"
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3111, help="HTTP port (default: 3111; 0 picks a free one)")
     serve.add_argument("--stream-port", type=int, default=3112, help="WebSocket stream port (default: 3112)")
-    serve.add_argument("--storage", help="memory | sqlite:PATH (default: sqlite:DIR/.runtime/runtime.db)")
+    serve.add_argument(
+        "--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)"
+    )
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                        help="allow browser calls from this origin (repeatable; * for any)")
@@ -155,10 +158,13 @@ async def _serve(args: argparse.Namespace) -> int:
             with trio.move_on_after(settings.shutdown_timeout * 3):
                 await served.wait()  # streams closed, requests finished, groups drained
             nursery.cancel_scope.cancel()
-    except (OSError, BaseExceptionGroup) as exc:
+    except (OSError, StorageError, BaseExceptionGroup) as exc:
         from actors.exceptions import sole_error
 
         error = sole_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(error, StorageError):  # e.g. Redis unreachable at start-up
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         if not isinstance(error, OSError):
             raise
         print(f"error: {error.strerror or error}", file=sys.stderr)

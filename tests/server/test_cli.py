@@ -37,6 +37,17 @@ def test_a_bad_storage_url_is_one_clear_error(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
 
+def test_an_unreachable_redis_is_one_clear_error(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        result = run(str(tmp_path), "--storage", f"redis://127.0.0.1:{port}/0?timeout=1", "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: cannot reach Redis at 127.0.0.1:{port}: Unable to establish a connection to 127.0.0.1:{port}"
+    )
+
+
 def test_a_port_in_use_is_one_clear_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -1,0 +1,165 @@
+"""Several ``python -m runtime serve`` processes on one Redis, as a user deploys them.
+
+Each server runs ``examples/counter`` (``POST /counters/:name`` increments
+``counter/counters/<name>`` atomically) in its own process, on its own
+ports, with ``--storage redis://...?prefix=<this test's own>``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
+
+from .conftest import SSEReader, client
+
+ROOT = Path(__file__).resolve().parents[2]
+COUNTER = str(ROOT / "examples" / "counter")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    prefix = unique_prefix()
+    yield f"{ensure_redis()}?prefix={prefix}"
+    delete_prefix(prefix)
+
+
+class Server:
+    def __init__(self, process: trio.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+
+@asynccontextmanager
+async def servers(redis_url: str, count: int) -> AsyncIterator[list[Server]]:
+    started: list[Server] = []
+    try:
+        for _ in range(count):
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "runtime", "serve", COUNTER, "--port", "0", "--stream-port", "0",
+                 "--storage", redis_url],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+                env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
+            )
+            line = b""
+            with trio.fail_after(30):
+                while b"\n" not in line:
+                    chunk = await process.stdout.receive_some(4096)
+                    assert chunk, "the server exited before listening"
+                    line += chunk
+            started.append(Server(process, line.decode().split("listening on ", 1)[1].split()[0]))
+        yield started
+    finally:
+        for server in started:
+            if server.process.returncode is None:
+                server.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(15):
+            for server in started:
+                await server.process.wait()
+        for server in started:
+            if server.process.returncode is None:
+                server.process.kill()
+                await server.process.wait()
+
+
+async def value_seen_by(server: Server, name: str) -> tuple[int, str]:
+    """The counter's value and position, from a fresh SSE sync on ``server``."""
+    async with client(server.url) as http, http.stream("GET", f"/streams/counter/counters/{name}") as response:
+        sync = await SSEReader(response).next_event()
+    assert sync["event"] == "sync"
+    return (sync["data"]["event"]["data"] or {}).get("value", 0), sync["id"]
+
+
+async def test_concurrent_increments_on_three_processes_end_exact(redis_url):
+    async with servers(redis_url, 3) as running:
+        async def hammer(server: Server) -> None:
+            async with client(server.url) as http:
+                for _ in range(40):
+                    assert (await http.post("/counters/hits")).status_code == 200
+
+        async with trio.open_nursery() as nursery:
+            for k in range(12):
+                nursery.start_soon(hammer, running[k % 3])
+        for server in running:
+            value, position = await value_seen_by(server, "hits")
+            assert value == 480 and position.endswith(":480")
+
+
+async def test_a_subscriber_sees_another_processes_writes_in_order_and_resumes_on_a_third(redis_url):
+    async with servers(redis_url, 3) as [first, second, third]:
+        async with client(first.url) as http_first, client(second.url) as http_second:
+            await http_second.post("/counters/a")
+            async with http_first.stream("GET", "/streams/counter/counters") as response:
+                reader = SSEReader(response)
+                sync = await reader.next_event()
+                epoch, offset = sync["id"].rsplit(":", 1)
+                assert (sync["event"], offset) == ("sync", "1")
+                for _ in range(30):
+                    assert (await http_second.post("/counters/a")).status_code == 200
+                received = []
+                with trio.fail_after(10):
+                    while len(received) < 30:
+                        received.append(await reader.next_event())
+        assert [event["id"] for event in received] == [f"{epoch}:{n}" for n in range(2, 32)]
+        assert [event["data"]["event"]["data"]["value"] for event in received] == list(range(2, 32))
+        stamps = [sync["data"]["timestamp"]] + [event["data"]["timestamp"] for event in received]
+        assert all(x < y for x, y in zip(stamps, stamps[1:]))
+        # resume on a third process from where the first one left the client
+        async with client(third.url) as http_third:
+            headers = {"Last-Event-ID": f"{epoch}:20"}
+            async with http_third.stream("GET", "/streams/counter/counters", headers=headers) as response:
+                reader = SSEReader(response)
+                replayed = [await reader.next_event() for _ in range(12)]
+        assert [event["id"] for event in replayed[:11]] == [f"{epoch}:{n}" for n in range(21, 32)]
+        assert replayed[11]["event"] == "resumed"
+
+
+async def test_kill_9_under_load_loses_no_acknowledged_update_and_the_others_keep_serving(redis_url):
+    async with servers(redis_url, 3) as running:
+        victim = running[2]
+        acknowledged = 0
+        unknown = 0  # requests to the victim that got no answer: they may or may not have landed
+
+        async def hammer(server: Server, count: int) -> None:
+            nonlocal acknowledged, unknown
+            async with client(server.url, timeout=5) as http:
+                for _ in range(count):
+                    try:
+                        response = await http.post("/counters/load")
+                    except httpx.ConnectError:
+                        continue  # refused: never reached a server
+                    except httpx.TransportError:
+                        unknown += 1  # sent, unanswered: landed or not
+                        continue
+                    assert response.status_code == 200
+                    acknowledged += 1
+
+        async def kill_after(delay_requests: int) -> None:
+            async with client(victim.url) as http:
+                for _ in range(delay_requests):
+                    await http.post("/counters/warmup")
+            victim.process.kill()  # SIGKILL: no shutdown, no flush
+
+        async with trio.open_nursery() as nursery:
+            for k in range(9):
+                nursery.start_soon(hammer, running[k % 3], 60)
+            nursery.start_soon(kill_after, 20)
+        await victim.process.wait()
+        assert victim.process.returncode == -signal.SIGKILL
+        assert acknowledged < 540  # the kill landed mid-load
+        values = [(await value_seen_by(server, "load"))[0] for server in running[:2]]
+        assert values[0] == values[1] and acknowledged <= values[0] <= acknowledged + unknown
+        for server in running[:2]:  # the survivors keep serving
+            async with client(server.url) as http:
+                assert (await http.post("/counters/load")).status_code == 200
+        assert (await value_seen_by(running[0], "load"))[0] == values[0] + 2
