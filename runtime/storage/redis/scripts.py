@@ -50,6 +50,7 @@ i = i + 1
 local shift = 0
 local last_ts = stored_ts
 local entries = {}
+local kept = {}  -- history entries, pushed 500 at a time (Lua's unpack has a limit)
 for e = 1, n_events do
   local offset, ts, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   i = i + 3
@@ -58,8 +59,12 @@ for e = 1, n_events do
   last_ts = ts
   local entry = '{"o":' .. offset .. ',"t":' .. string.format('%d', ts) .. ',"e":' .. body .. '}'
   entries[e] = entry
-  if offset ~= '0' then redis.call('RPUSH', KEYS[4], entry) end
+  if offset ~= '0' then
+    kept[#kept + 1] = entry
+    if #kept == 500 then redis.call('RPUSH', KEYS[4], unpack(kept)); kept = {} end
+  end
 end
+if #kept > 0 then redis.call('RPUSH', KEYS[4], unpack(kept)) end
 local final_ts = math.max(last_ts, tonumber(ARGV[4]) + shift, stored_ts)
 local max_events = tonumber(ARGV[6])
 if max_events > 0 then redis.call('LTRIM', KEYS[4], -max_events, -1) else redis.call('DEL', KEYS[4]) end

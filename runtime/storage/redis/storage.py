@@ -173,7 +173,8 @@ class RedisStorage(SharedStorage):
                 events.append(_send_entry(pending.pop(0)))
             events.append((event.offset, event.timestamp, encode_body(event.item_id, event.type, event.data)))
         events.extend(_send_entry(send) for send in pending)
-        writes = [(item_id, b"" if value is None else orjson.dumps(value)) for item_id, value in commit.writes]
+        last = dict(commit.writes)  # later writes of an id win: send each id once, in first-write order
+        writes = [(item_id, b"" if value is None else orjson.dumps(value)) for item_id, value in last.items()]
         return await self._run_commit(stream, group, commit, writes, events, policy)
 
     async def _run_commit(
