@@ -19,7 +19,7 @@ __all__ = ["ALL"]
 #: KEYS: meta, items, order, history, groups.
 #: ARGV: epoch, expected offset, new offset, commit timestamp, group id,
 #: max events, max age ms, channel, publish head (``{"g":origin,"p":epoch,"v":[``),
-#: n writes, (id, JSON or "" to delete) * n, n events, (offset or 0, proposed ts, body) * n.
+#: n writes, (id, JSON or "" to delete, "1" to move it last or "") * n, n events, (offset or 0, proposed ts, body) * n.
 #: Returns {1, shift} or {0, stored epoch or "", stored offset}.
 COMMIT = r"""
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset', 'ts', 'seq')
@@ -32,12 +32,13 @@ if stored_offset ~= tonumber(ARGV[2]) or (stored_epoch and stored_epoch ~= ARGV[
 end
 local i = 11
 for _ = 1, tonumber(ARGV[10]) do
-  local id, value = ARGV[i], ARGV[i + 1]
-  i = i + 2
+  local id, value, moved = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
   if value == '' then
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
   else
+    if moved ~= '' then redis.call('ZREM', KEYS[3], id) end
     redis.call('HSET', KEYS[2], id, value)
     if not redis.call('ZSCORE', KEYS[3], id) then
       seq = seq + 1
