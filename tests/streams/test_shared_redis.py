@@ -92,6 +92,7 @@ async def test_a_subscriber_on_one_engine_sees_the_others_writes_in_offset_order
         for event in events:
             state[event.item_id] = event.data
         assert state == {item["id"]: item for item in await b.list("g")}
+        assert engine_a.metrics.events_followed == 200
 
 
 async def test_a_read_sees_every_write_the_other_engine_acknowledged(redis_url):

@@ -34,7 +34,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import MemoryStorage, SQLiteStorage, Stream, StreamEngine, UpdateError
+from runtime import MemoryStorage, RedisStorage, SQLiteStorage, Stream, StreamEngine, UpdateError
+from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
 from .conftest import Probe
 
@@ -420,10 +421,16 @@ async def check_groups(engine: StreamEngine, model: Model, step: Any) -> None:
             assert model.epochs.setdefault(group, stored.epoch) == stored.epoch, ("epoch changed", step, group)
 
 
-async def run_example(kind: str, steps: list[tuple], path: Path | None) -> None:
+def open_kind(kind: str, place: Any) -> Any:
+    if kind == "memory":
+        return MemoryStorage()
+    return SQLiteStorage(place) if kind == "sqlite" else RedisStorage(place)
+
+
+async def run_example(kind: str, steps: list[tuple], path: Any) -> None:
     model = Model()
     probe = Probe()
-    storage: Any = MemoryStorage() if kind == "memory" else SQLiteStorage(path)
+    storage: Any = open_kind(kind, path)
     idle = MEMORY_IDLE if kind == "memory" else SQLITE_IDLE
     position = 0
     first = True
@@ -472,8 +479,8 @@ async def run_example(kind: str, steps: list[tuple], path: Path | None) -> None:
         if lost:  # a new process: memory storage starts empty
             storage = MemoryStorage()
             model.reset()
-        elif kind == "sqlite":  # a new process opens the same file
-            storage = SQLiteStorage(path)
+        elif kind != "memory":  # a new process opens the same file, or the same Redis
+            storage = open_kind(kind, path)
 
 
 # --------------------------------------------------------------------------
@@ -643,6 +650,16 @@ def test_memory_engine_matches_the_model(steps):
 def test_sqlite_engine_matches_the_model(steps):
     with tempfile.TemporaryDirectory() as tmp:
         trio.run(run_example, "sqlite", steps, Path(tmp) / "streams.db")
+
+
+@settings(max_examples=15, **COMMON)
+@given(steps=steps)
+def test_redis_engine_matches_the_model(steps):
+    prefix = unique_prefix()
+    try:
+        trio.run(run_example, "redis", steps, f"{ensure_redis()}?prefix={prefix}")
+    finally:
+        delete_prefix(prefix)
 
 
 def test_the_model_agrees_with_the_spec_examples():
