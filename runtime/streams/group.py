@@ -262,12 +262,20 @@ class GroupActor(Actor):
                 await self._reload_after_conflict()
                 return
             except Exception as exc:  # noqa: BLE001 - the batch fails, the actor carries on
-                error = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc!r}")
-                if error is not exc:
-                    error.__cause__ = exc
-                logger.error("%s/%s: commit failed: %r", self.stream, self.group, exc)
-                self._fail(segment, results, error)
+                self._commit_failed(segment, results, exc)
                 return
+        self._committed(segment, results)
+
+    def _commit_failed(self, segment: _Segment, results: list[Any], exc: Exception) -> None:
+        """Every call of the batch gets a `StorageError` (the cause chained); the actor carries on."""
+        error = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc!r}")
+        if error is not exc:
+            error.__cause__ = exc
+        logger.error("%s/%s: commit failed: %r", self.stream, self.group, exc)
+        self._fail(segment, results, error)
+
+    def _committed(self, segment: _Segment, results: list[Any]) -> None:
+        """After storage holds the batch: apply it here, answer the callers, then publish."""
         self._apply(segment)
         for index, reply in zip(segment.indices, segment.replies):
             results[index] = outcome.Value(reply)

@@ -226,11 +226,7 @@ class SharedGroupActor(GroupActor):
                 segment = self._again(segment, results)
                 continue
             except Exception as exc:  # noqa: BLE001 - the batch fails; whether it landed is unknown
-                error = exc if isinstance(exc, StorageError) else StorageError(f"commit failed: {exc!r}")
-                if error is not exc:
-                    error.__cause__ = exc
-                logger.error("%s/%s: commit failed: %r", self.stream, self.group, exc)
-                self._fail(segment, results, error)
+                self._commit_failed(segment, results, exc)
                 return
             if shift:
                 self._shift(segment, shift)
@@ -239,10 +235,7 @@ class SharedGroupActor(GroupActor):
             self._fail(segment, results, StorageError(
                 f"{self.stream}/{self.group}: gave up after {self.max_attempts} conflicting commits"))
             return
-        self._apply(segment)
-        for index, reply in zip(segment.indices, segment.replies):
-            results[index] = outcome.Value(reply)
-        self._publish(segment.events)
+        self._committed(segment, results)
 
     def _again(self, lost: _Segment, results: list[Any]) -> _Segment:
         """The same messages, applied to the state storage now holds."""
