@@ -174,7 +174,7 @@ class RedisStorage(SharedStorage):
         reply = await self._call(
             f"loading {stream}/{group}",
             self._script("LOAD")(keys=[keys.meta, keys.items, keys.order, keys.history],
-                       args=[new_epoch(), UNWRITTEN_GROUP_TTL]),
+                                 args=[new_epoch(), UNWRITTEN_GROUP_TTL]),
         )
         epoch, offset, timestamp, order, flat, history = reply
         values = dict(zip(flat[::2], flat[1::2]))
@@ -195,7 +195,6 @@ class RedisStorage(SharedStorage):
             events.append((event.offset, event.timestamp, encode_body(event.item_id, event.type, event.data)))
         events.extend(_send_entry(send) for send in pending)
         return await self._run_commit(stream, group, commit, _final_writes(commit.writes), events, policy)
-        return await self._run_commit(stream, group, commit, writes, events, policy)
 
     async def _run_commit(
         self, stream: str, group: str, commit: GroupCommit, writes: list[tuple[str, bytes, bytes]],
