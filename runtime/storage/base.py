@@ -27,6 +27,7 @@ import trio
 from runtime.errors import StorageError
 
 __all__ = [
+    "Busy",
     "ConflictError",
     "GroupCommit",
     "GroupPosition",
@@ -139,11 +140,28 @@ class ConflictError(StorageError):
         self.stored_offset = stored_offset
         self.expected_epoch = commit.epoch
         self.expected_offset = commit.expected_offset
+        #: The stored events after ``expected_offset``, when the backend can
+        #: hand them back with the refusal (a shared backend), else None.
+        self.missed: list[StoredEvent] | None = None
         super().__init__(
             f"conflicting commit to {stream!r}/{group!r}: storage holds epoch "
             f"{stored_epoch!r} offset {stored_offset}, the batch was computed from epoch "
             f"{commit.epoch!r} offset {commit.expected_offset}"
         )
+
+
+class Busy(StorageError):
+    """Another process holds the group's turn (it lost races); retry after ``retry_after`` seconds.
+
+    Nothing was written. A shared backend raises it so that a process that
+    keeps losing compare-and-set races gets to commit, instead of starving.
+    """
+
+    code = "STORAGE_BUSY"
+
+    def __init__(self, stream: str, group: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"{stream}/{group} is another process's turn for {retry_after * 1000:.0f} ms")
 
 
 def new_epoch() -> str:

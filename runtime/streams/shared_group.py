@@ -34,9 +34,10 @@ from typing import Any
 
 import attrs
 import outcome
+import trio
 
 from ..errors import StorageError
-from ..storage.base import ConflictError, GroupCommit, RemoteBatch, Send, SharedStorage, StoredEvent
+from ..storage.base import Busy, ConflictError, GroupCommit, RemoteBatch, Send, SharedStorage, StoredEvent
 from .events import Event
 from .group import GroupActor, _Segment
 from .messages import GetItem, GroupStats, Join, ListItems
@@ -57,8 +58,9 @@ class CatchUp:
 
 
 class SharedGroupActor(GroupActor):
-    #: Commit attempts per batch before the callers get a StorageError.
-    max_attempts = 20
+    #: Commit attempts per batch before the callers get a StorageError (the
+    #: turn a losing process takes in storage makes more than a few rare).
+    max_attempts = 50
 
     @property
     def _storage(self) -> SharedStorage:
@@ -217,9 +219,12 @@ class SharedGroupActor(GroupActor):
                 shift = await self._storage.commit(
                     self.stream, self.group, commit, self.definition.history, segment.sends
                 )
-            except ConflictError:
+            except Busy as busy:  # another process lost races and commits first
+                await trio.sleep(busy.retry_after)
+                continue
+            except ConflictError as conflict:
                 try:
-                    await self._check(0)
+                    await self._after_conflict(conflict)
                 except StorageError as exc:
                     self._fail(segment, results, exc)
                     return
@@ -236,6 +241,15 @@ class SharedGroupActor(GroupActor):
                 f"{self.stream}/{self.group}: gave up after {self.max_attempts} conflicting commits"))
             return
         self._committed(segment, results)
+
+    async def _after_conflict(self, conflict: ConflictError) -> None:
+        """Catch up with what won the race: from the refusal itself when it says, else from storage."""
+        missed = conflict.missed
+        if conflict.stored_epoch == self.epoch and missed and missed[0].offset == self.offset + 1:
+            for stored in missed:
+                self._apply_followed(stored)
+        else:
+            await self._check(0)
 
     def _again(self, lost: _Segment, results: list[Any]) -> _Segment:
         """The same messages, applied to the state storage now holds."""

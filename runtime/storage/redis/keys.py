@@ -24,9 +24,10 @@ class GroupKeys:
     history: str  # list: history entries, oldest first
     groups: str  # set: the stream's group ids that hold at least one item
     channel: str  # pub/sub channel the group's commits are published on
+    turn: str  # string: the origin of a process that lost races and commits next (a short lease)
 
     def as_list(self) -> list[str]:
-        return [self.meta, self.items, self.order, self.history, self.groups]
+        return [self.meta, self.items, self.order, self.history, self.groups, self.turn]
 
 
 @attrs.frozen(slots=True)
@@ -44,6 +45,7 @@ class Keys:
             history=self._group("hist", stream, group),
             groups=f"{self.prefix}:groups:{stream}",
             channel=self._group("ev", stream, group),
+            turn=self._group("turn", stream, group),
         )
 
     @property

@@ -16,22 +16,42 @@ from __future__ import annotations
 
 __all__ = ["ALL"]
 
-#: KEYS: meta, items, order, history, groups.
+#: KEYS: meta, items, order, history, groups, turn.
 #: ARGV: epoch, expected offset, new offset, commit timestamp, group id,
 #: max events, max age ms, channel, publish head (``{"g":origin,"p":epoch,"v":[``),
-#: n writes, (id, JSON or "" to delete, "1" to move it last or "") * n, n events, (offset or 0, proposed ts, body) * n.
-#: Returns {1, shift} or {0, stored epoch or "", stored offset}.
+#: origin, n writes, (id, JSON or "" to delete, "1" to move it last or "") * n, n events, (offset or 0, proposed ts, body) * n.
+#: Returns {1, shift}; {0, stored epoch or "", stored offset, the history entries after
+#: the expected offset (or nil when the history cannot cover them)} when the batch lost a
+#: race; or {2, ms} when another process holds the group's turn for that long.
 COMMIT = r"""
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'offset', 'ts', 'seq')
 local stored_epoch = meta[1]
 local stored_offset = tonumber(meta[2]) or 0
 local stored_ts = tonumber(meta[3]) or 0
 local seq = tonumber(meta[4]) or 0
-if stored_offset ~= tonumber(ARGV[2]) or (stored_epoch and stored_epoch ~= ARGV[1]) then
-  return {0, stored_epoch or '', stored_offset}
+local since = tonumber(ARGV[2])
+local holder = redis.call('GET', KEYS[6])
+if holder and holder ~= ARGV[10] then
+  -- Another process lost the last races and holds the turn: wait for it.
+  return {2, redis.call('PTTL', KEYS[6])}
 end
-local i = 11
-for _ = 1, tonumber(ARGV[10]) do
+if stored_offset ~= since or (stored_epoch and stored_epoch ~= ARGV[1]) then
+  -- Lost the race: take the turn (if free), so the next attempt cannot be
+  -- overtaken again and starve.
+  redis.call('SET', KEYS[6], ARGV[10], 'NX', 'PX', 50)
+  -- Lost the race: hand back what the caller missed, so it can apply its
+  -- calls again without another round trip (and so without starving).
+  local missed = false
+  if stored_epoch == ARGV[1] and stored_offset > since then
+    local first = redis.call('LINDEX', KEYS[4], 0)
+    if first and tonumber(string.match(first, '^{"o":(%d+)')) <= since + 1 then
+      missed = redis.call('LRANGE', KEYS[4], since + 1 - tonumber(string.match(first, '^{"o":(%d+)')), -1)
+    end
+  end
+  return {0, stored_epoch or '', stored_offset, missed}
+end
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
   local id, value, moved = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
   if value == '' then
@@ -82,6 +102,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', ARGV[3], 'ts', string.format('%d', final_ts), 'seq', seq)
 redis.call('PERSIST', KEYS[1])
+if holder then redis.call('DEL', KEYS[6]) end
 if n_events > 0 then
   redis.call('PUBLISH', ARGV[8], ARGV[9] .. table.concat(entries, ',') .. ']}')
 end

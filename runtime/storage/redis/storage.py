@@ -30,6 +30,7 @@ from coredis.retry import NoRetryPolicy
 
 from ...errors import StorageError
 from ..base import (
+    Busy,
     ConflictError,
     GroupCommit,
     GroupPosition,
@@ -46,6 +47,7 @@ from . import scripts
 from .codec import decode_entry, decode_message, encode_body, encode_message, publish_head
 from .feed import follow_groups
 from .keys import Keys
+from .pipeline import ScriptPipeline
 
 __all__ = ["RedisStorage"]
 
@@ -135,6 +137,7 @@ class RedisStorage(SharedStorage):
         try:
             client = await stack.enter_async_context(self._new_client())
             self._scripts = {name: client.register_script(source) for name, source in scripts.ALL.items()}
+            self._pipeline = ScriptPipeline(client)
             await client.set(self.keys.alive, secrets.token_hex(8), condition=coredis.PureToken.NX)
         except BaseException as exc:
             # Not shielded: the client's task group was opened outside any
@@ -203,24 +206,31 @@ class RedisStorage(SharedStorage):
         keys = self.keys.group(stream, group)
         args: list[Any] = [
             commit.epoch, commit.expected_offset, commit.offset, commit.timestamp, group, policy.max_events,
-            policy.max_age_ms, keys.channel, publish_head(self.origin, commit.epoch), len(writes),
+            policy.max_age_ms, keys.channel, publish_head(self.origin, commit.epoch), self.origin, len(writes),
         ]
         for write in writes:
             args += write
         args.append(len(events))
         for event_offset, event_timestamp, body in events:
             args += (event_offset, event_timestamp, body)
-        reply = await self._call(f"committing to {stream}/{group}", self._script("COMMIT")(keys=keys.as_list(), args=args))
+        reply = await self._call(
+            f"committing to {stream}/{group}", self._pipeline.call(self._script("COMMIT"), keys.as_list(), args)
+        )
         if reply[0] == 1:
             return int(reply[1])
+        if reply[0] == 2:
+            raise Busy(stream, group, max(int(reply[1]), 1) / 1000)
         stored_epoch = reply[1].decode() or None
-        raise ConflictError(stream, group, stored_epoch=stored_epoch, stored_offset=int(reply[2]), commit=commit)
+        conflict = ConflictError(stream, group, stored_epoch=stored_epoch, stored_offset=int(reply[2]), commit=commit)
+        if len(reply) > 3 and reply[3] is not None:
+            conflict.missed = [decode_entry(entry) for entry in reply[3]]
+        raise conflict
 
     async def reserve(self, stream: str, group: str, *, count: int, now: int) -> GroupPosition:
         keys = self.keys.group(stream, group)
         reply = await self._call(
             f"reading {stream}/{group}",
-            self._script("RESERVE")(keys=[keys.meta], args=[new_epoch(), count, now, UNWRITTEN_GROUP_TTL]),
+            self._pipeline.call(self._script("RESERVE"), [keys.meta], [new_epoch(), count, now, UNWRITTEN_GROUP_TTL]),
         )
         return GroupPosition(epoch=reply[0].decode(), offset=int(reply[1]), timestamp=int(reply[2]))
 
