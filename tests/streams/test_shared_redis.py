@@ -75,6 +75,21 @@ async def test_increments_from_two_engines_end_exact(redis_url):
         assert stats["offset"] == 2000  # one offset per change, none lost or doubled
 
 
+async def test_increments_spread_over_many_groups_from_two_engines_end_exact(redis_url):
+    # Many groups commit at once: their script calls share pipelines (and races).
+    async with engines(redis_url) as [(_, a), (_, b)]:
+
+        async def hammer(handle: Stream, k: int) -> None:
+            for i in range(10):
+                await handle.update(f"g{(k + i) % 50}", "x", INCREMENT)
+
+        async with trio.open_nursery() as nursery:
+            for k in range(100):
+                nursery.start_soon(hammer, a if k % 2 else b, k)
+        values = [(await (a if k % 2 else b).get(f"g{k}", "x"))["n"] for k in range(50)]
+        assert values == [20] * 50
+
+
 async def test_a_subscriber_on_one_engine_sees_the_others_writes_in_offset_order(redis_url):
     async with engines(redis_url) as [(engine_a, a), (_, b)]:
         await b.set("g", "seed", {"n": 0})
