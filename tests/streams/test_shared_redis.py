@@ -178,6 +178,29 @@ async def test_stream_triggers_fire_once_in_the_engine_that_made_the_change(redi
         assert seen == {"a": [], "b": [1, 2, 3, 4, 5]}
 
 
+class LossyRedisStorage(RedisStorage):
+    """Loses the published batch holding offset 3, as a dropped pub/sub message would."""
+
+    async def follow(self, deliver, lost, *, task_status=trio.TASK_STATUS_IGNORED):
+        def lossy(batch):
+            if not any(event.offset == 3 for event in batch.events):
+                deliver(batch)
+
+        await super().follow(lossy, lost, task_status=task_status)
+
+
+async def test_a_lost_publication_is_caught_up_from_the_history_not_delivered_as_a_hole(redis_url):
+    async with StreamEngine([counter], storage=LossyRedisStorage(redis_url)) as follower:
+        async with engines(redis_url, count=1) as [(_, writer)]:
+            probe = Probe()
+            await follower.join(probe, "counter", "g", subscription_id=1)
+            for i in range(1, 6):
+                await writer.set("g", "x", {"n": i})
+            await eventually(lambda: len(probe.events) == 6)
+        assert probe.offsets() == [0, 1, 2, 3, 4, 5]
+        assert [event.data["n"] for event in probe.events[1:]] == [1, 2, 3, 4, 5]
+
+
 # -- a private Redis that the tests may flush, stop and restart -----------------------------
 
 
