@@ -7,6 +7,7 @@ the waits here are real but tiny, and every wait polls with a deadline.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any, Iterator
@@ -264,3 +265,49 @@ async def test_redis_down_enqueue_fails_fast_and_consumption_resumes_when_it_is_
             scope.cancel()
     finally:
         _shutdown(port)
+
+
+async def test_a_delayed_retry_survives_the_crash_of_the_process_that_scheduled_it(redis_url):
+    tries: list = []
+    log: list = []
+    worker = step({"name": "Worker", "triggers": [queue("jobs")],
+                   "retry": RetryPolicy(attempts=3, backoff=0.4, jitter=0)})
+
+    @worker.handle
+    async def fail(data: Any, ctx: Any) -> None:
+        tries.append(data["n"])
+        raise RuntimeError("later")
+
+    a = App(steps=[worker], storage=RedisStorage(redis_url), queue_visibility_timeout=VISIBILITY)
+    async with trio.open_nursery() as nursery:
+        scope_a = await start(nursery, a)
+        await a.enqueue("jobs", {"n": 5})
+        await wait_for(lambda: a.steps.metrics.retries == 1, what="the first failure")
+        scope_a.cancel()  # dies with the retry scheduled 0.4 s ahead, in Redis only
+        failed_at = trio.current_time()
+        b = worker_app(redis_url, log, "b")
+        scope_b = await start(nursery, b)
+        await wait_for(lambda: log, what="the retry, run by the other app")
+        assert log == [("b", 5)] and tries == [5]
+        assert trio.current_time() - failed_at >= 0.3  # not before it was due
+        scope_b.cancel()
+
+
+async def test_a_dead_letter_replayed_from_the_command_line_runs_in_a_running_app(redis_url):
+    log: list = []
+    async with trio.open_nursery() as nursery:
+        failing = worker_app(redis_url, [], "a", fail=True, attempts=1)
+        scope = await start(nursery, failing)
+        [message_id] = await failing.enqueue("jobs", {"n": 4})
+        await wait_for(failing.dead_letters, what="a dead letter")
+        scope.cancel()
+        working = worker_app(redis_url, log, "b")
+        scope = await start(nursery, working)
+        replayed = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "runtime", "dead-letters", "--storage", redis_url, "replay", message_id],
+            capture_output=True, text=True, timeout=60))
+        assert replayed.returncode == 0, replayed.stderr
+        await wait_for(lambda: log, timeout=10, what="the replayed message to run")
+        assert log == [("b", 4)] and await working.dead_letters() == []
+        assert await working.storage.queue_pending() == []
+        scope.cancel()
