@@ -147,7 +147,12 @@ class StepRuntime:
     # -- running ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Deliver queued messages and fire cron ticks until cancelled."""
+        """Deliver queued messages and fire cron ticks until cancelled.
+
+        With a local storage each (topic, step) is a `Lane` in this process;
+        with a shared one the `SharedQueues` transport (``transport.py``)
+        consumes instead, in a nursery started in this one.
+        """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self._shared is not None:

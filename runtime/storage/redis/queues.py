@@ -178,8 +178,10 @@ class _Backoff:
         self.delay = 0.0
 
     async def failed(self, exc: BaseException) -> None:
+        first = not self.delay
         self.delay = min(max(self.delay * 2, 0.1), 5.0)
-        logger.warning("%s failed (%r); retrying in %.1f s", self.what, exc, self.delay)
+        logger.log(logging.WARNING if first else logging.DEBUG,
+                   "%s failed (%r); retrying in %.1f s", self.what, exc, self.delay)
         await trio.sleep(self.delay)
 
     def ok(self) -> None:
@@ -387,6 +389,11 @@ class RedisQueues:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Consume every lane until cancelled; handlers run in a nursery of this task."""
+        if not self.lanes:
+            task_status.started()
+            await self._adopt_pending()
+            await self._adopt_loop()
+            return
         storage = self.storage
         reader = coredis.Redis.from_url(
             storage.url, decode_responses=False, retry_policy=NoRetryPolicy(),
