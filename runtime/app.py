@@ -38,6 +38,9 @@ class App(SingleUse):
 
     ``storage`` is a `Storage` or a URL (``memory``, ``sqlite:PATH``);
     ``clock`` is the runtime clock cron and queue retries run on;
+    ``queue_visibility_timeout`` (seconds; shared storage only) is how long
+    a message a process took stays unacknowledged, its lease unrenewed,
+    before another process claims it;
     ``authenticate`` is the app-level hook guarding stream subscriptions
     (defaults to the project's ``runtime_config.authenticate``). Other
     keyword arguments go to `StreamEngine`.
@@ -53,6 +56,7 @@ class App(SingleUse):
         authenticate: Any = None,
         clock: RuntimeClock | None = None,
         queue_concurrency: int = 10,
+        queue_visibility_timeout: float = 30.0,
         **engine_options: Any,
     ) -> None:
         project = project or Project(None)
@@ -61,7 +65,8 @@ class App(SingleUse):
         self.authenticate = authenticate or project.authenticate
         self.engine = StreamEngine([*project.streams, *streams], storage=self.storage, **engine_options)
         self.steps = StepRuntime(
-            self.engine, [*project.steps, *steps], clock=clock, queue_concurrency=queue_concurrency
+            self.engine, [*project.steps, *steps], clock=clock, queue_concurrency=queue_concurrency,
+            queue_visibility_timeout=queue_visibility_timeout,
         )
 
     @classmethod

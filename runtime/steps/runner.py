@@ -22,7 +22,7 @@ import attrs
 import croniter
 import trio
 
-from ..errors import ValidationError
+from ..errors import StorageError, ValidationError
 from ..logs import Logger
 from ..state import State
 from ..storage.base import QueuedMessage
@@ -37,6 +37,7 @@ from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput
 from .queues import Lane
 from .routes import MethodNotAllowed, RouteTable
 from .step import Step
+from .transport import Receipt, SharedQueues, shared_queues_for
 from .triggers import CronTrigger, HttpTrigger, QueueTrigger, StreamTrigger
 
 __all__ = ["StepRuntime", "SKIPPED", "StepMetrics", "HttpRoute"]
@@ -87,6 +88,7 @@ class StepRuntime:
         clock: RuntimeClock | None = None,
         queue_concurrency: int = 10,
         rng: random.Random | None = None,
+        queue_visibility_timeout: float = 30.0,
     ) -> None:
         self.engine = engine
         self.clock = clock or RuntimeClock()
@@ -101,6 +103,9 @@ class StepRuntime:
         self._crons: list[tuple[Step, CronTrigger]] = []
         self._nursery: trio.Nursery | None = None
         self._handles: dict[str, Stream] = {}
+        #: Queues and cron ticks shared with other processes (a shared storage), else None.
+        self._shared: SharedQueues | None = shared_queues_for(
+            engine.storage, self.clock, visibility_timeout=queue_visibility_timeout)
         for one in steps:
             self._add(one)
 
@@ -142,10 +147,17 @@ class StepRuntime:
     # -- running ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Deliver queued messages and fire cron ticks until cancelled."""
+        """Deliver queued messages and fire cron ticks until cancelled.
+
+        With a local storage each (topic, step) is a `Lane` in this process;
+        with a shared one the `SharedQueues` transport (``transport.py``)
+        consumes instead, in a nursery started in this one.
+        """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for topic, bindings in self._queues.items():
+            if self._shared is not None:
+                await self._start_shared(nursery)
+            for topic, bindings in self._queues.items() if self._shared is None else ():
                 for binding in bindings:
                     lane = Lane(
                         topic, binding.step.name,
@@ -155,11 +167,25 @@ class StepRuntime:
                     )
                     self._lanes[(topic, binding.step.name)] = lane
                     nursery.start_soon(lane.run, nursery, name=f"lane {topic} -> {binding.step.name}")
-            await self._restore_pending()
+            if self._shared is None:
+                await self._restore_pending()
             for one, trigger in self._crons:
                 nursery.start_soon(self._run_cron, one, trigger, name=f"cron {one.name}")
             task_status.started()
             await trio.sleep_forever()
+
+    async def _start_shared(self, nursery: trio.Nursery) -> None:
+        """Hand every (topic, step) to the shared transport and start it consuming."""
+        assert self._shared is not None
+        for topic, bindings in self._queues.items():
+            for binding in bindings:
+                self._shared.add_lane(
+                    topic, binding.step.name,
+                    concurrency=binding.trigger.concurrency or self._queue_concurrency,
+                    attempts=binding.step.config.retry.attempts,
+                    deliver=functools.partial(self._deliver, binding),
+                )
+        await nursery.start(self._shared.run)
 
     async def _restore_pending(self) -> None:
         for message in await self.engine.storage.queue_pending():
@@ -281,8 +307,11 @@ class StepRuntime:
                 id=uuid.uuid4().hex, topic=topic, step=binding.step.name, data=json_copy(data),
                 trace_id=trace_id, enqueued_ms=now, due_ms=now,
             )
-            await self.engine.storage.queue_put(message)
-            self._lane(topic, binding.step.name).push(message)
+            if self._shared is not None:
+                await self._shared.put(message)
+            else:
+                await self.engine.storage.queue_put(message)
+                self._lane(topic, binding.step.name).push(message)
             ids.append(message.id)
         return ids
 
@@ -292,17 +321,22 @@ class StepRuntime:
             raise RuntimeError("the step runtime is not running")
         return lane
 
-    async def _deliver(self, binding: _QueueBinding, message: QueuedMessage) -> None:
+    async def _deliver(self, binding: _QueueBinding, message: QueuedMessage, receipt: Receipt | None = None) -> None:
         one = binding.step
         trigger = TriggerInfo("queue", topic=message.topic)
         try:
             await self.invoke(one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition)
         except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
-            await self._retry_or_bury(one, message, exc)
+            await self._retry_or_bury(one, message, exc, receipt)
             return
-        await self.engine.storage.queue_ack(message.id)
+        if receipt is not None:
+            await receipt.ack()
+        else:
+            await self.engine.storage.queue_ack(message.id)
 
-    async def _retry_or_bury(self, one: Step, message: QueuedMessage, exc: Exception) -> None:
+    async def _retry_or_bury(
+        self, one: Step, message: QueuedMessage, exc: Exception, receipt: Receipt | None = None
+    ) -> None:
         attempts = message.attempts + 1
         policy = one.config.retry
         error = f"{type(exc).__name__}: {exc}"
@@ -310,12 +344,18 @@ class StepRuntime:
         if attempts >= policy.attempts:
             self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, dead-lettered)", exc)
             self.metrics.dead_lettered += 1
-            await self.engine.storage.queue_dead(failed)
+            if receipt is not None:
+                await receipt.bury(failed)
+            else:
+                await self.engine.storage.queue_dead(failed)
             return
         delay = policy.delay(attempts, self._rng)
         self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)", exc)
         self.metrics.retries += 1
         retry = attrs.evolve(failed, due_ms=self.clock.now_ms() + int(delay * 1000))
+        if receipt is not None:
+            await receipt.retry(retry)
+            return
         await self.engine.storage.queue_put(retry)
         self._lane(message.topic, message.step).push(retry)
 
@@ -331,6 +371,10 @@ class StepRuntime:
         revived = attrs.evolve(message, attempts=0, due_ms=self.clock.now_ms(), last_error=None)
         # Pending first, then out of the dead letters: a crash in between
         # leaves a duplicate (at-least-once), never a lost message.
+        if self._shared is not None:
+            await self._shared.put(revived)
+            await storage.dead_letter_take(message_id)
+            return revived
         await storage.queue_put(revived)
         await storage.dead_letter_take(message_id)
         lane = self._lanes.get((message.topic, message.step))
@@ -361,7 +405,21 @@ class StepRuntime:
         while True:
             tick = schedule.get_next(float)
             await trio.sleep_until(self.clock.trio_time_at(tick))
-            self._nursery.start_soon(self._fire_cron, one, trigger, name=f"cron tick {one.name}")
+            if self._shared is not None:
+                self._nursery.start_soon(self._fire_shared_cron, one, trigger, tick, name=f"cron tick {one.name}")
+            else:
+                self._nursery.start_soon(self._fire_cron, one, trigger, name=f"cron tick {one.name}")
+
+    async def _fire_shared_cron(self, one: Step, trigger: CronTrigger, tick: float) -> None:
+        """Fire a tick only in the process that claims it first: once per tick across processes."""
+        assert self._shared is not None
+        try:
+            won = await self._shared.claim_tick(one.name, round(tick * 1000))
+        except StorageError as exc:
+            logger.error("cron %s: tick skipped, it could not be claimed: %s", one.name, exc)
+            return
+        if won:
+            await self._fire_cron(one, trigger)
 
     async def fire_cron(self, step_name: str) -> None:
         """Run a cron step once now, as a tick would (for tests and operators)."""
