@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         "--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)"
     )
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
+    serve.add_argument(
+        "--queue-visibility-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="on Redis: how long a queue message stays with a process that stopped renewing it before "
+             "another takes it over (default: 30)",
+    )
     serve.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                        help="allow browser calls from this origin (repeatable; * for any)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
@@ -121,7 +126,9 @@ async def _serve(args: argparse.Namespace) -> int:
     from .steps.loader import ProjectError
 
     try:
-        app = App.from_directory(args.directory, storage=storage)
+        app = App.from_directory(
+            args.directory, storage=storage, queue_visibility_timeout=args.queue_visibility_timeout
+        )
         settings = ServerSettings(
             host=args.host, port=args.port, stream_port=args.stream_port,
             cors_origins=args.cors_origin, allowed_origins=args.allowed_origin,

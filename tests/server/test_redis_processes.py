@@ -41,13 +41,13 @@ class Server:
 
 
 @asynccontextmanager
-async def servers(redis_url: str, count: int) -> AsyncIterator[list[Server]]:
+async def servers(redis_url: str, count: int, project: str = COUNTER, *extra: str) -> AsyncIterator[list[Server]]:
     started: list[Server] = []
     try:
         for _ in range(count):
             process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "runtime", "serve", COUNTER, "--port", "0", "--stream-port", "0",
-                 "--storage", redis_url],
+                [sys.executable, "-m", "runtime", "serve", project, "--port", "0", "--stream-port", "0",
+                 "--storage", redis_url, *extra],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
                 env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
             )
@@ -163,3 +163,63 @@ async def test_kill_9_under_load_loses_no_acknowledged_update_and_the_others_kee
             async with client(server.url) as http:
                 assert (await http.post("/counters/load")).status_code == 200
         assert (await value_seen_by(running[0], "load"))[0] == values[0] + 2
+
+
+JOBS_STEP = """
+import os
+
+import trio
+
+from runtime import ApiResponse, http, queue, step
+
+submit = step({"name": "Submit", "triggers": [http("POST", "/jobs/:n")]})
+
+
+@submit.handle
+async def submit_job(request, ctx):
+    await ctx.enqueue({"topic": "work", "data": {"n": request.path_params["n"]}})
+    return ApiResponse(202, {})
+
+
+work = step({"name": "Work", "triggers": [queue("work", concurrency=2)]})
+
+
+@work.handle
+async def do_work(data, ctx):
+    await ctx.streams.jobs.set("started", data["n"], {"pid": os.getpid()})
+    await trio.sleep(0.3)
+    await ctx.streams.jobs.update("done", data["n"], [{"type": "increment", "path": "count", "by": 1}])
+"""
+
+
+async def group_seen_by(server: Server, group: str) -> list[dict]:
+    async with client(server.url) as http, http.stream("GET", f"/streams/jobs/{group}") as response:
+        sync = await SSEReader(response).next_event()
+    return sync["data"]["event"]["data"]
+
+
+async def test_queued_work_survives_kill_9_of_the_process_running_it(redis_url, tmp_path):
+    (tmp_path / "jobs_stream.py").write_text('from runtime import StreamConfig\nconfig = StreamConfig(name="jobs")\n')
+    (tmp_path / "jobs_step.py").write_text(JOBS_STEP)
+    async with servers(redis_url, 2, str(tmp_path), "--queue-visibility-timeout", "1") as [first, second]:
+        async with client(first.url) as http:
+            for n in range(12):
+                assert (await http.post(f"/jobs/j{n}")).status_code == 202
+        victim_pid = second.process.pid
+        with trio.fail_after(20):  # until the second process is running a job (each takes 0.3 s)
+            while True:
+                finished = {item["id"] for item in await group_seen_by(first, "done")}
+                running = {item["id"] for item in await group_seen_by(first, "started")
+                           if item["pid"] == victim_pid and item["id"] not in finished}
+                if running:
+                    break
+                await trio.sleep(0.02)
+        second.process.kill()  # mid-handler: its messages were taken, not acknowledged
+        await second.process.wait()
+        with trio.fail_after(30):  # the first process takes the dead one's messages over
+            while len(done := await group_seen_by(first, "done")) < 12:
+                await trio.sleep(0.1)
+        assert sorted(item["id"] for item in done) == sorted(f"j{n}" for n in range(12))
+        assert all(item["count"] >= 1 for item in done)  # at least once
+        rerun = {item["id"]: item["pid"] for item in await group_seen_by(first, "started")}
+        assert any(rerun[job] == first.process.pid for job in running)  # taken over, run again
