@@ -6,10 +6,18 @@ subscriber of a group writes the same bytes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..streams.events import Event, parse_position
 from .outbox import Outbox
 
-__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox"]
+if TYPE_CHECKING:
+    from .settings import ServerSettings
+
+__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk"]
+
+#: The headers of an SSE response (both serving paths).
+SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
 
 
 def sse_block(event: Event) -> bytes:
@@ -29,3 +37,20 @@ parse_last_event_id = parse_position
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class
     """An outbox that encodes events as SSE blocks."""
     return Outbox(limit, sse_block, metrics=metrics)
+
+
+def cors_headers(settings: ServerSettings, origin: str | None) -> list[tuple[str, str]]:
+    """What a response to ``origin`` carries when CORS allows it (nothing otherwise)."""
+    if not settings.cors_allows(origin):
+        return []
+    allow = "*" if "*" in settings.cors_origins else str(origin)
+    return [("Access-Control-Allow-Origin", allow), ("Access-Control-Expose-Headers", "X-Trace-Id"), ("Vary", "Origin")]
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk (``Transfer-Encoding: chunked``) carrying ``data``."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+#: The chunk that ends a chunked body.
+LAST_CHUNK = b"0\r\n\r\n"
