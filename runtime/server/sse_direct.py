@@ -3,10 +3,10 @@
 The front door (`front_door.py`) hands over a connection whose first request
 is ``GET <prefix>/<stream>/<group>[/<item>]``. Admission is the same as on
 the ASGI route (`sse_session.admit`); the response head is formatted by h11;
-the body is written here. One server-wide `Flusher` task writes what a group
-turn queued to every ready subscriber with one non-blocking ``send`` each
-(one HTTP chunk carrying all of the turn's events), so no task wakes per
-subscriber per event. Only when the kernel's send buffer is full does the
+the body is written here. One server-wide `Flusher` task writes what the group
+turns since its last pass queued to every ready subscriber with one
+non-blocking ``send`` each (one HTTP chunk carrying all of those events), so
+no task wakes per subscriber per event. Only when the kernel's send buffer is full does the
 connection's own task take over (``send_all``, waiting for the client) until
 its outbox is drained. Each connection's task also sends the ``: ping``
 heartbeat, runs resyncs, applies the slow-consumer close policy at once
@@ -38,6 +38,12 @@ logger = logging.getLogger("runtime.server")
 
 #: Bytes read (and dropped) at a time from a subscriber, to notice it leaving.
 _READ_SIZE = 4096
+#: Scheduler passes the flusher lets go by before it writes, so that the
+#: group turns the last one woke (a closed-loop producer's next commits) join
+#: this write instead of needing their own: microseconds of latency when the
+#: server is idle, 5 events per write instead of 1 with one producer
+#: (bench/sse.py: 4 µs of server CPU per delivery instead of 12).
+FLUSH_YIELDS = 8
 _NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -76,6 +82,8 @@ class Flusher:
     async def run(self) -> None:
         while True:
             await self._wake.wait()
+            for _ in range(FLUSH_YIELDS):  # let the tasks already running finish their turn (see FLUSH_YIELDS)
+                await trio.lowlevel.checkpoint()
             self._wake = trio.Event()
             ready, self._ready = self._ready, []
             now = trio.current_time()
