@@ -169,3 +169,19 @@ async def test_the_asgi_path_alone_when_direct_serving_is_off():
         async with client(url) as c, c.stream("GET", "/streams/feed/g") as response:
             assert (await SSEReader(response).next_event())["event"] == "sync"
         await healthy(url)
+
+
+async def test_metrics_count_direct_sse_connections_and_subscriptions():
+    async with running(make_app()) as (url, server):
+        sock = await connect(url)
+        await sock.send(b"GET /streams/feed/g HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_until(sock, b"event: sync")
+        async with client(url) as c:
+            text = (await c.get("/metrics")).text
+            assert 'runtime_connections{transport="sse"} 1' in text
+            assert 'runtime_subscriptions{transport="sse"} 1' in text
+            sock.close()
+            await settled(server)
+            text = (await c.get("/metrics")).text
+            assert 'runtime_connections{transport="sse"} 0' in text
+            assert 'runtime_subscriptions{transport="sse"} 0' in text
