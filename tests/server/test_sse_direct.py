@@ -185,3 +185,48 @@ async def test_metrics_count_direct_sse_connections_and_subscriptions():
             text = (await c.get("/metrics")).text
             assert 'runtime_connections{transport="sse"} 0' in text
             assert 'runtime_subscriptions{transport="sse"} 0' in text
+
+
+async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import textwrap
+
+    from .test_cli import ROOT, serve_command
+
+    (tmp_path / "todo_stream.py").write_text(textwrap.dedent("""
+        from runtime import StreamConfig
+        config = StreamConfig(name="todo")
+    """))
+    process = await trio.lowlevel.open_process(
+        serve_command(str(tmp_path), "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
+    )
+    try:
+        line = b""
+        with trio.fail_after(30):
+            while b"\n" not in line:
+                line += await process.stdout.receive_some(4096)
+        url = line.decode().split("listening on ", 1)[1].split()[0]
+        streams = []
+        for _ in range(3):
+            sock = await connect(url)
+            await sock.send(b"GET /streams/todo/inbox HTTP/1.1\r\nHost: x\r\n\r\n")
+            await read_until(sock, b"event: sync")
+            streams.append(sock)
+        idle = await connect(url)  # connected, no request yet
+        keep_alive = await connect(url)  # one request answered, then idle
+        await keep_alive.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_until(keep_alive, b'"ok"')
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(2):  # the streams and the idle connection end at once
+            for sock in streams:
+                assert (await read_to_end(sock)).endswith(b"0\r\n\r\n")
+            assert await read_to_end(idle) == b""
+        with trio.fail_after(10):  # hypercorn's keep-alive connection: within the 5 s grace period
+            assert await read_to_end(keep_alive) == b""
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
