@@ -63,6 +63,16 @@ class FrontDoor:
         settings = self.server.settings
         listeners = await trio.open_tcp_listeners(settings.port, host=settings.host, backlog=self._backlog)
         host, port = listeners[0].socket.getsockname()[:2]
+        try:
+            await self._serve(listeners, f"http://{host}:{port}", shutdown, task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+
+    async def _serve(self, listeners: list[trio.SocketListener], url: str, shutdown: trio.Event,
+                     task_status: trio.TaskStatus[list[str]]) -> None:
+        settings = self.server.settings
         async with trio.open_nursery() as outer:
             await outer.start(self.worker.run)
             outer.start_soon(self.flusher.run)
@@ -74,14 +84,16 @@ class FrontDoor:
                         await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
 
                 connections.start_soon(accept)
-                task_status.started([f"http://{host}:{port}"])
+                task_status.started([url])
                 await shutdown.wait()
                 accepting.cancel()
+                for listener in listeners:  # new connections are refused from now on
+                    await listener.aclose()
                 await self.worker.terminate()
                 for scope in list(self._reading):  # idle connections close, as in hypercorn
                     scope.cancel()
                 # SSE streams were closed by the server and end once written; hypercorn's
-            # requests in flight finish; all within the grace period.
+                # requests in flight finish; all within the grace period.
                 connections.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
             self.worker.stop()
             with trio.move_on_after(settings.shutdown_timeout):
