@@ -1,7 +1,7 @@
 """SSE fan-out: deliveries/s and latency to 100 and 1,000 subscribers of one group, beside a quart-trio broadcaster.
 
     .venv/bin/python bench/sse.py [--size BYTES] [--events-100 N] [--events-1000 N]
-                                  [--producers P] [--clients K] [--profile SUBS[:P]]
+                                  [--producers P] [--clients K] [--no-asgi-rows] [--profile SUBS[:P]]
 
 Every figure crosses real sockets between processes on this machine:
 
@@ -16,6 +16,10 @@ Every figure crosses real sockets between processes on this machine:
   group commits in batches, is another, run with 4x the events since it
   finishes fastest (every producer is closed-loop: at most one call in
   flight, so latency does not grow with the number of events);
+- the same server with ``ServerSettings(sse_direct=False)`` (unless
+  ``--no-asgi-rows``): SSE bodies written through hypercorn/Quart, as before
+  the direct path (``runtime/server/sse_direct.py``), for a before/after in
+  the same run;
 - the baseline (``bench/_sse_baseline.py``), measured in the same run: a
   minimal quart-trio broadcaster on the same hypercorn Trio worker, one
   memory channel per client and one SSE event per chunk, publishing the
@@ -130,7 +134,11 @@ def server_role(args: argparse.Namespace) -> None:
     bench = app.stream("bench")  # the handler's producer tasks are not the app's own
 
     # The WebSocket listener, where the server has one, on a free port too: unused here.
-    extra = {"stream_port": 0} if "stream_port" in attrs.fields_dict(ServerSettings) else {}
+    fields = attrs.fields_dict(ServerSettings)
+    extra = {"stream_port": 0} if "stream_port" in fields else {}
+    if args.sse_asgi:
+        verify("sse_direct" in fields, "--sse-asgi: this runtime has no ServerSettings.sse_direct")
+        extra["sse_direct"] = False
     settings = ServerSettings(port=args.port, **extra)
     profiler = cProfile.Profile() if args.profile_out else None
 
@@ -546,6 +554,10 @@ async def drive(args: argparse.Namespace) -> None:
     try:
         ours = await start_server("ours", ours_argv, "/streams/bench/{group}")
         servers.append(ours)
+        asgi = None
+        if args.asgi_rows and not args.profile:
+            asgi = await start_server("ours", [*ours_argv, "--sse-asgi"], "/streams/bench/{group}")
+            servers.append(asgi)
         base = await start_server("baseline", [sys.executable, os.path.join(HERE, "_sse_baseline.py"), "--port", "0"],
                                   "/sse")
         servers.append(base)
@@ -553,12 +565,14 @@ async def drive(args: argparse.Namespace) -> None:
         servers.append(raw)
         runs = iter(range(1_000_000))
         # Warm both servers (imports, first requests, first group): not reported.
-        for server in (ours, base, raw):
+        for server in (ours, base, raw, *([asgi] if asgi else [])):
             await run_row(server, "warm-up", 10, 20, args, run_id=f"warm-{next(runs)}")
         plan = []
         for subs, events in ((100, args.events_100), (1000, args.events_1000)):
             plan.append(("baseline: quart-trio broadcaster, 1 event per chunk", base, subs, events, 1))
             plan.append(("reference: raw Trio sockets, 1 event per write", raw, subs, events, 1))
+            if asgi is not None:
+                plan.append(("runtime SSE through hypercorn/Quart, 1 producer", asgi, subs, events, 1))
             plan.append(("runtime SSE, 1 producer", ours, subs, events, 1))
             if args.producers > 1:
                 # 4x the events: these rows run fastest, and a short row measures little
@@ -600,6 +614,9 @@ if __name__ == "__main__":
     parser.add_argument("--events-1000", type=int, default=100, help="events published to 1,000 subscribers")
     parser.add_argument("--producers", type=int, default=16,
                         help="concurrent updaters in the extra runtime rows (1: no extra rows)")
+    parser.add_argument("--asgi-rows", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the runtime with ServerSettings(sse_direct=False): SSE bodies through "
+                             "hypercorn/Quart, as before the direct path")
     parser.add_argument("--clients", type=int, default=1, help="load processes sharing the subscribers")
     parser.add_argument("--timeout", type=float, default=60, help="seconds a row may take before it fails")
     parser.add_argument("--profile", metavar="SUBS[:PRODUCERS]",
@@ -612,6 +629,7 @@ if __name__ == "__main__":
     parser.add_argument("--subs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    parser.add_argument("--sse-asgi", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
         server_role(args)

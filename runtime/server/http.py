@@ -20,16 +20,14 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from actors import ActorStopped
-
-from ..errors import StreamNotFound
 from ..steps.context import new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
-from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
+from .auth import Subscription
 from .metrics import ServerMetrics, render_metrics
 from .responses import ResponseStream
 from .settings import SLOW_CLOSE, ServerSettings
-from .sse import SSEOutbox, parse_last_event_id
+from .sse import SSE_HEADERS, SSEOutbox, cors_headers
+from .sse_session import Refusal, admit, leave
 
 if TYPE_CHECKING:
     from ..app import App
@@ -160,20 +158,12 @@ class _SSEBody:
         self._finished = True
         if not self._joined:
             return
-        server, sub = self._server, self._subscription
+        server = self._server
         server.open_outboxes.discard(self._outbox)
         self._outbox.close()
         server.metrics.connections["sse"] -= 1
         server.metrics.subscriptions["sse"] -= 1
-        with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
-            try:
-                await server.app.engine.leave(self._outbox, sub.stream_name, sub.group_id, self._id)
-            except (ActorStopped, RuntimeError):
-                pass  # the engine stopped first (shutdown): the group and its registrations are gone
-            try:
-                await notify_leave(server.app, sub, self._auth)
-            except Exception:  # noqa: BLE001 - cleanup must not raise into the server
-                logger.exception("SSE cleanup for %s/%s failed", sub.stream_name, sub.group_id)
+        await leave(server, self._outbox, self._subscription, self._id, self._auth)
 
 
 class HttpServer:
@@ -237,11 +227,8 @@ class HttpServer:
         return response
 
     async def _after(self, response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if self.settings.cors_allows(origin):
-            response.headers["Access-Control-Allow-Origin"] = "*" if "*" in self.settings.cors_origins else origin
-            response.headers["Access-Control-Expose-Headers"] = "X-Trace-Id"
-            response.headers["Vary"] = "Origin"
+        for name, value in cors_headers(self.settings, request.headers.get("Origin")):
+            response.headers[name] = value
         self.metrics.http_requests[response.status_code] += 1
         return response
 
@@ -322,33 +309,19 @@ class HttpServer:
     # -- SSE ----------------------------------------------------------------------------
 
     async def _sse(self, stream: str, group: str, item: str | None = None) -> Response:
-        engine = self.app.engine
-        if not self.settings.origin_allowed(request.headers.get("Origin")):
-            return json_response(403, {"error": {"code": "ORIGIN_NOT_ALLOWED", "message": "this origin may not subscribe"}})
-        try:
-            definition = engine.definition(stream)
-        except StreamNotFound as exc:
-            return json_response(404, {"error": {"code": exc.code, "message": str(exc)}})
+        """An SSE request on a keep-alive connection (a connection's first request is served by sse_direct)."""
         query = _query_params(request.args)
         remote = request.scope.get("client")
-        auth_request = AuthRequest(
-            headers=request.headers, path=request.path, query_params=query,
-            addr=tuple(remote) if remote else None, token=token_from(request.headers, query),
-        )
-        subscription = Subscription(stream, group, item)
-        try:
-            auth_context = await authenticate(self.app.authenticate, auth_request)
-            await check_access(self.app, definition.config, subscription, auth_context)
-        except Refused as refused:
-            return json_response(refused.status, {"error": {"code": refused.code, "message": str(refused)}})
-        last_event_id = query.get("lastEventId") if "lastEventId" in query else request.headers.get("Last-Event-ID")
-        since = parse_last_event_id(last_event_id if isinstance(last_event_id, str) else None)
+        admitted = await admit(self, Subscription(stream, group, item), headers=request.headers, path=request.path,
+                               query=query, addr=tuple(remote) if remote else None)
+        if isinstance(admitted, Refusal):
+            return json_response(admitted.status, admitted.body)
         outbox = SSEOutbox(self.settings.outbox_limit, metrics=self.metrics)
         outbox.push_raw(f"retry: {self.settings.sse_retry_ms}\n\n".encode())
         response = Response(
-            _SSEBody(self, outbox, subscription, since, auth_context),
+            _SSEBody(self, outbox, admitted.subscription, admitted.since, admitted.auth_context),
             status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers=dict(SSE_HEADERS),
         )
         response.timeout = None
         return response

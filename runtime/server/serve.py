@@ -4,7 +4,9 @@
 and stops when cancelled, or gracefully when ``shutdown`` is set: SSE
 streams are ended by the app itself, hypercorn stops accepting and lets
 requests in flight finish (bounded), then the app drains its groups and
-closes its storage.
+closes its storage. With ``sse_direct`` (the default) the HTTP port is
+accepted by `front_door.FrontDoor`, which serves SSE subscriptions on the raw
+socket and hands every other connection to hypercorn's worker.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from actors.exceptions import sole_error
 
+from .front_door import FrontDoor
 from .http import HttpServer
+from .hypercorn_worker import HypercornWorker
 from .websocket import WebSocketServer
 from .settings import ServerSettings
 
@@ -82,7 +86,13 @@ async def serve(
 
             async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
                 try:
-                    await hypercorn_serve(server.quart, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                    if settings.sse_direct:
+                        front = FrontDoor(server, HypercornWorker(server.quart, config),
+                                          head_timeout=config.keep_alive_timeout, backlog=config.backlog)
+                        await front.serve(shutdown, task_status=task_status)
+                    else:
+                        await hypercorn_serve(server.quart, config, shutdown_trigger=shutdown.wait,
+                                              task_status=task_status)
                 finally:
                     hypercorn_done.set()
 

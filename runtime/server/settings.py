@@ -25,6 +25,9 @@ class ServerSettings:
     outbox_limit: int = 1024 * 1024
     #: What happens to a subscriber that falls behind its outbox bound.
     slow_consumer: str = SLOW_RESYNC
+    #: Serve a connection's first SSE request on the raw socket (front_door.py,
+    #: sse_direct.py) rather than through hypercorn and Quart; same wire format.
+    sse_direct: bool = True
     #: SSE comment heartbeat, seconds.
     sse_heartbeat: float = 15.0
     #: SSE ``retry:`` hint for EventSource reconnects, milliseconds.

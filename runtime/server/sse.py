@@ -6,10 +6,19 @@ subscriber of a group writes the same bytes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
+
 from ..streams.events import Event, parse_position
 from .outbox import Outbox
 
-__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox"]
+if TYPE_CHECKING:
+    from .settings import ServerSettings
+
+__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK", "subscription_target"]
+
+#: The headers of an SSE response (both serving paths).
+SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
 
 
 def sse_block(event: Event) -> bytes:
@@ -29,3 +38,53 @@ parse_last_event_id = parse_position
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class
     """An outbox that encodes events as SSE blocks."""
     return Outbox(limit, sse_block, metrics=metrics)
+
+
+def cors_headers(settings: ServerSettings, origin: str | None) -> list[tuple[str, str]]:
+    """What a response to ``origin`` carries when CORS allows it (nothing otherwise)."""
+    if not settings.cors_allows(origin):
+        return []
+    allow = "*" if "*" in settings.cors_origins else str(origin)
+    return [("Access-Control-Allow-Origin", allow), ("Access-Control-Expose-Headers", "X-Trace-Id"), ("Vary", "Origin")]
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk (``Transfer-Encoding: chunked``) carrying ``data``."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+#: The chunk that ends a chunked body.
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def subscription_target(prefix: str, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                        ) -> tuple[str, list[str], dict[str, Any]] | None:
+    """``(path, [stream, group] or [stream, group, item], query)`` when a request head is an SSE
+    subscription the direct path serves; None for anything else (hypercorn serves it, as before).
+
+    Only a plain ``GET`` without a body or an upgrade; the path is percent-decoded before it is
+    split, as hypercorn and Quart do, and no segment may be empty.
+    """
+    if method != b"GET":
+        return None
+    for name, value in headers:
+        if name in (b"content-length", b"transfer-encoding", b"upgrade", b"expect") and value not in (b"0",):
+            return None
+    raw_path, _, raw_query = target.partition(b"?")
+    try:
+        path = unquote(raw_path.decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+    if not path.startswith(prefix + "/"):
+        return None
+    parts = path[len(prefix) + 1:].split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        return None
+    query: dict[str, Any] = {}
+    for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+        if name in query:
+            previous = query[name]
+            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[name] = value
+    return path, parts, query
