@@ -7,6 +7,10 @@ untouched), stamped with offset and timestamp, committed to storage in one
 transaction, and only then answered, added to the history and published.
 A read or a join in the middle of a batch first commits what came before
 it, so nobody ever sees state that is not committed.
+
+The published `Event` objects are built at publish time, and only when
+someone listens (subscribers or stream triggers): a group nobody watches
+pays for the `StoredEvent` its history needs and nothing more.
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ class _Segment:
         self.values: dict[str, Any] = {}  # item id -> new value or _DELETED
         self.writes: list[tuple[str, dict | None]] = []
         self.stored: list[StoredEvent] = []
-        self.events: list[Event] = []
+        # What to publish, in order: (StoredEvent, trace id) for a state
+        # change, an `Event` for an ephemeral one. Events are built lazily.
+        self.events: list[tuple[StoredEvent, str | None] | Event] = []
         self.indices: list[int] = []  # positions in the batch, answered at commit
         self.replies: list[Any] = []  # their replies, in the same order
         self.offset = offset
@@ -202,14 +208,21 @@ class GroupActor(Actor):
 
     def _set(self, message: SetItem | UpdateItem, segment: _Segment) -> SetResult:
         item_id = message.item_id
-        old = self._current(segment, item_id)
         if type(message) is SetItem:
+            old = self._current(segment, item_id)
             new = {"id": item_id, **message.data}
-        else:
-            new = apply_ops(old, message.ops)
+            new["id"] = item_id
+            self.definition.validator.validate(new)
+            self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
+            return SetResult(new_value=new, old_value=old)
+        return self._update(segment, item_id, message.ops, message.trace_id)
+
+    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> SetResult:
+        old = self._current(segment, item_id)
+        new = apply_ops(old, ops)
         new["id"] = item_id
         self.definition.validator.validate(new)
-        self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
+        self._record(segment, item_id, "update" if old is not None else "create", new, new, trace_id)
         return SetResult(new_value=new, old_value=old)
 
     def _delete(self, item_id: str, segment: _Segment, trace_id: str | None) -> DeleteResult:
@@ -225,13 +238,9 @@ class GroupActor(Actor):
         timestamp = self._stamp(segment)
         segment.values[item_id] = _DELETED if value is None else value
         segment.writes.append((item_id, value))
-        segment.stored.append(StoredEvent(segment.offset, timestamp, item_id, type_, data))
-        segment.events.append(
-            Event(
-                stream=self.stream, group=self.group, item_id=item_id, type=type_, data=data,
-                timestamp=timestamp, epoch=self.epoch, offset=segment.offset, trace_id=trace_id,
-            )
-        )
+        stored = StoredEvent(segment.offset, timestamp, item_id, type_, data)
+        segment.stored.append(stored)
+        segment.events.append((stored, trace_id))
 
     def _emit(self, message: SendEvent, segment: _Segment) -> None:
         segment.events.append(
@@ -291,16 +300,30 @@ class GroupActor(Actor):
 
     # -- fan-out --------------------------------------------------------------------
 
-    def _publish(self, events: list[Event]) -> None:
+    def _publish(self, events: list[tuple[StoredEvent, str | None] | Event]) -> None:
         subscribers = self.subscribers
         dispatch = self.engine.dispatch_trigger if self.engine.has_triggers(self.stream) else None
-        for event in events:
+        self.engine.metrics.events_published += len(events)
+        if not subscribers and dispatch is None:
+            return  # nobody listens: no Event is built
+        for pending in events:
+            if type(pending) is tuple:
+                stored, trace_id = pending
+                event = self._state_event(stored, trace_id)
+            else:
+                event = pending
             if subscribers:
                 for subscriber in subscribers.targets(event.item_id):
                     self._deliver(subscriber, event)
             if dispatch is not None:
                 dispatch(event)
-        self.engine.metrics.events_published += len(events)
+
+    def _state_event(self, stored: StoredEvent, trace_id: str | None = None) -> Event:
+        return Event(
+            stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type,
+            data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
+            trace_id=trace_id,
+        )
 
     def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
         try:
@@ -359,10 +382,7 @@ class GroupActor(Actor):
         if not history or history[0].offset > since + 1:
             return None
         return [
-            Event(
-                stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type,
-                data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
-            )
+            self._state_event(stored)
             for stored in history
             if stored.offset > since and (join.item_id is None or stored.item_id == join.item_id)
         ]

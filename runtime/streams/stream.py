@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from .config import DeleteResult, SetResult, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem
-from .ops import check_json, check_name, json_copy
+from .ops import check_json, check_name, item_copy, json_copy
 from .tracing import current_trace_id
 
 __all__ = ["Stream"]
@@ -113,5 +113,6 @@ class Stream:
 
 
 def _copy_set_result(result: SetResult) -> SetResult:
+    """The caller's own copy: the group keeps sharing its items copy-on-write."""
     old = result.old_value
-    return SetResult(new_value=json_copy(result.new_value), old_value=None if old is None else json_copy(old))
+    return SetResult(new_value=item_copy(result.new_value), old_value=None if old is None else item_copy(old))
