@@ -29,9 +29,9 @@ from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event
 from .messages import (
     MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
-    UpdateItem,
+    UpdateItem, UpdateMany,
 )
-from .ops import apply_ops
+from .ops import apply_ops, name_entry
 from .subscribers import Subscriber, SubscriberIndex
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = ["GroupActor"]
 logger = logging.getLogger("runtime.streams")
 
 _DELETED: Any = object()
+_ABSENT: Any = object()
 
 
 class _Segment:
@@ -198,6 +199,8 @@ class GroupActor(Actor):
                 reply: Any = self._emit(message, segment)
             elif kind is DeleteItem:
                 reply = self._delete(message.item_id, segment, message.trace_id)
+            elif kind is UpdateMany:
+                reply = self._update_many(message, segment)
             else:
                 reply = self._set(message, segment)
         except Exception as exc:  # noqa: BLE001 - answered to the caller, changes nothing
@@ -224,6 +227,38 @@ class GroupActor(Actor):
         self.definition.validator.validate(new)
         self._record(segment, item_id, "update" if old is not None else "create", new, new, trace_id)
         return SetResult(new_value=new, old_value=old)
+
+    def _update_many(self, message: UpdateMany, segment: _Segment) -> list[SetResult]:
+        """Apply every entry, each on the state the previous ones left, or none.
+
+        Each entry is an ordinary change (its own offset, timestamp and
+        event). If one fails, the segment is put back exactly as it was
+        before this message, so the other callers batched in the same turn
+        are unaffected and no offset is spent.
+        """
+        offset, timestamp = segment.offset, segment.timestamp
+        marks = len(segment.writes), len(segment.stored), len(segment.events)
+        values = segment.values
+        before: dict[str, Any] = {}  # overlay value of each touched item before this message
+        results: list[SetResult] = []
+        trace_id = message.trace_id
+        entry = 0
+        try:
+            for entry, (item_id, ops) in enumerate(message.entries):
+                if item_id not in before:
+                    before[item_id] = values.get(item_id, _ABSENT)
+                results.append(self._update(segment, item_id, ops, trace_id))
+        except Exception as exc:
+            segment.offset, segment.timestamp = offset, timestamp
+            del segment.writes[marks[0]:], segment.stored[marks[1]:], segment.events[marks[2]:]
+            for item_id, value in before.items():
+                if value is _ABSENT:
+                    values.pop(item_id, None)
+                else:
+                    values[item_id] = value
+            name_entry(exc, entry, message.entries[entry][0])
+            raise
+        return results
 
     def _delete(self, item_id: str, segment: _Segment, trace_id: str | None) -> DeleteResult:
         old = self._current(segment, item_id)

@@ -39,7 +39,7 @@ from jsonpointer import JsonPointer, JsonPointerException
 
 from runtime.errors import UpdateError
 
-__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
+__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "name_entry", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
 
 Op = dict[str, Any]
 
@@ -612,6 +612,21 @@ def item_copy(item: dict[str, Any]) -> dict[str, Any]:
         if kind is dict or kind is list:
             return orjson.loads(orjson.dumps(item))
     return dict(item)
+
+
+def name_entry(exc: BaseException, entry: int, item_id: Any) -> None:
+    """Say which entry of an ``update_many`` call ``exc`` is about.
+
+    Sets ``exc.entry`` (its index) and ``exc.item_id``, and prefixes the
+    message, so a caller can tell which of many updates was refused.
+    """
+    exc.entry = entry  # type: ignore[attr-defined]
+    exc.item_id = item_id  # type: ignore[attr-defined]
+    prefix = f"update_many entry {entry} (item {item_id!r}): "
+    if len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (prefix + exc.args[0],)
+    else:
+        exc.add_note(prefix + "this entry failed; no entry was applied")
 
 
 def check_name(value: Any, what: str) -> str:
