@@ -672,13 +672,24 @@ def _is_json(value: Any, depth: int) -> bool:
         return value - value == 0.0  # False for NaN and the infinities
     if depth == 0:
         return False
+    # Strings, booleans and None inside a container are checked inline: they
+    # are most of what an item or an op holds, and a call per value doubled
+    # the cost of checking a small op list.
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or not _is_json(item, depth - 1):
+            if type(key) is not str:
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if not _is_json(item, depth - 1):
                 return False
         return True
     if kind is list:
         for item in value:
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
             if not _is_json(item, depth - 1):
                 return False
         return True
