@@ -218,29 +218,32 @@ class GroupActor(Actor):
             self.definition.validator.validate(new)
             self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
             return SetResult(new_value=new, old_value=old)
-        return self._update(segment, item_id, message.ops, message.trace_id)
+        new, old = self._update(segment, item_id, message.ops, message.trace_id)
+        return SetResult(new_value=new, old_value=old)
 
-    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> SetResult:
+    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> tuple[dict, dict | None]:
+        """Apply ``ops`` to the item in the overlay; returns (new, old)."""
         old = self._current(segment, item_id)
         new = apply_ops(old, ops)
         new["id"] = item_id
         self.definition.validator.validate(new)
         self._record(segment, item_id, "update" if old is not None else "create", new, new, trace_id)
-        return SetResult(new_value=new, old_value=old)
+        return new, old
 
-    def _update_many(self, message: UpdateMany, segment: _Segment) -> list[SetResult]:
+    def _update_many(self, message: UpdateMany, segment: _Segment) -> list[tuple[dict, dict | None]]:
         """Apply every entry, each on the state the previous ones left, or none.
 
         Each entry is an ordinary change (its own offset, timestamp and
         event). If one fails, the segment is put back exactly as it was
         before this message, so the other callers batched in the same turn
-        are unaffected and no offset is spent.
+        are unaffected and no offset is spent. Replies ``(new, old)`` pairs:
+        the caller builds the `SetResult`s around its own copies.
         """
         offset, timestamp = segment.offset, segment.timestamp
         marks = len(segment.writes), len(segment.stored), len(segment.events)
         values = segment.values
         before: dict[str, Any] = {}  # overlay value of each touched item before this message
-        results: list[SetResult] = []
+        results: list[tuple[dict, dict | None]] = []
         trace_id = message.trace_id
         entry = 0
         try:

@@ -112,8 +112,11 @@ class Stream:
             checked.append((item_id, ops))
         if not checked:
             return []
-        results = await ref.ask(UpdateMany(checked, current_trace_id()))
-        return [_copy_set_result(result) for result in results]
+        pairs = await ref.ask(UpdateMany(checked, current_trace_id()))
+        return [
+            SetResult(new_value=item_copy(new), old_value=None if old is None else item_copy(old))
+            for new, old in pairs
+        ]
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
         """Remove the item; emits ``delete`` only if it existed."""
