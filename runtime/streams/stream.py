@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .config import DeleteResult, SetResult, StreamConfig
+from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem, UpdateMany
 from .ops import check_json, check_name, item_copy, json_copy, name_entry
@@ -75,15 +75,15 @@ class Stream:
         result = await ref.ask(UpdateItem(item_id, ops, current_trace_id()))
         return _copy_set_result(result)
 
-    async def update_many(self, group_id: str, entries: Iterable[tuple[str, list[Any]]]) -> list[SetResult]:
+    async def update_many(self, group_id: str, entries: Iterable[tuple[str, list[Any]]]) -> SetResults:
         """Apply several updates to one group in one call, all or none.
 
         ``entries`` is a sequence of ``(item_id, ops)``; an item may appear
         more than once. The entries apply in order, each on the state the
         previous ones left, and each is an ordinary change: its own offset
         (consecutive, no other caller's change in between), timestamp and
-        ``create``/``update`` event, in entry order. Returns one `SetResult`
-        per entry.
+        ``create``/``update`` event, in entry order. Returns `SetResults`,
+        a sequence of one `SetResult` per entry, each copied when first read.
 
         All or nothing for the whole call: if any entry fails (a bad op,
         a schema, a non-JSON value) nothing is applied, nothing is emitted,
@@ -112,11 +112,7 @@ class Stream:
             checked.append((item_id, ops))
         if not checked:
             return []
-        pairs = await ref.ask(UpdateMany(checked, current_trace_id()))
-        return [
-            SetResult(new_value=item_copy(new), old_value=None if old is None else item_copy(old))
-            for new, old in pairs
-        ]
+        return SetResults(await ref.ask(UpdateMany(checked, current_trace_id())))
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
         """Remove the item; emits ``delete`` only if it existed."""

@@ -191,3 +191,19 @@ async def test_results_are_private_copies(backend):
         single.new_value["n"] = 97
         single.old_value["tags"].append("z")
         assert await counters.get("g", "a") == {"id": "a", "n": 2, "tags": ["x"]}
+
+
+async def test_results_read_later_are_what_the_call_produced(backend):
+    """Results are copied when first read: later changes to the group must not show through."""
+    async with StreamEngine([counters], storage=backend()):
+        results = await counters.update_many("g", [("a", inc()), ("a", [{"type": "set", "path": "m", "value": {"k": [1]}}])])
+        await counters.update("g", "a", [{"type": "set", "path": "/m/k/0", "value": 2}, *inc()])
+        await counters.delete("g", "a")
+        assert len(results) == 2
+        assert results[1] == SetResult(new_value={"id": "a", "n": 1, "m": {"k": [1]}}, old_value={"id": "a", "n": 1})
+        assert results[-1] is results[1]  # copied once, then yours
+        assert results[0:1] == [SetResult(new_value={"id": "a", "n": 1}, old_value=None)]
+        assert [r.new_value["n"] for r in results] == [1, 1]
+        results[1].new_value["m"]["k"].append(3)
+        assert results[1].new_value["m"]["k"] == [1, 3]
+        assert await counters.get("g", "a") is None
