@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem, UpdateMany
-from .ops import check_json, check_name, item_copy, json_copy, name_entry
+from .ops import check_json, check_name, is_json_value, item_copy, json_copy, name_entry
 from .tracing import current_trace_id
 
 __all__ = ["Stream"]
@@ -97,19 +97,15 @@ class Stream:
         """
         ref = self._ref(group_id)
         checked: list[tuple[str, list[Any]]] = []
-        for entry, pair in enumerate(entries):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(
-                    f"update_many entry {entry} must be an (item_id, ops) pair, not {type(pair).__name__}"
-                )
-            item_id, ops = pair
-            try:
-                check_name(item_id, "item_id")
-                check_json(ops, "ops")
-            except TypeError as exc:
-                name_entry(exc, entry, item_id)
-                raise
-            checked.append((item_id, ops))
+        append = checked.append
+        for pair in entries:
+            # the common case in one test; anything else takes the checks that say what is wrong
+            if type(pair) is tuple and len(pair) == 2:
+                item_id, ops = pair
+                if type(item_id) is str and item_id and is_json_value(ops):
+                    append(pair)
+                    continue
+            append(_checked_entry(len(checked), pair))
         if not checked:
             return []
         return SetResults(await ref.ask(UpdateMany(checked, current_trace_id())))
@@ -148,6 +144,20 @@ class Stream:
         data = event.get("data")
         check_json(data, "event data")
         await self._ref(group_id).ask(SendEvent(item_id, event["type"], json_copy(data), current_trace_id()))
+
+
+def _checked_entry(entry: int, pair: Any) -> tuple[str, list[Any]]:
+    """An ``update_many`` entry as ``(item_id, ops)``, or the TypeError naming it."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"update_many entry {entry} must be an (item_id, ops) pair, not {type(pair).__name__}")
+    item_id, ops = pair
+    try:
+        check_name(item_id, "item_id")
+        check_json(ops, "ops")
+    except TypeError as exc:
+        name_entry(exc, entry, item_id)
+        raise
+    return item_id, ops
 
 
 def _copy_set_result(result: SetResult) -> SetResult:
