@@ -211,18 +211,18 @@ class GroupActor(Actor):
 
     def _set(self, message: SetItem | UpdateItem, segment: _Segment) -> SetResult:
         item_id = message.item_id
+        old = self._current(segment, item_id)
         if type(message) is SetItem:
-            old = self._current(segment, item_id)
             new = {"id": item_id, **message.data}
-            new["id"] = item_id
-            self.definition.validator.validate(new)
-            self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
-            return SetResult(new_value=new, old_value=old)
-        new, old = self._update(segment, item_id, message.ops, message.trace_id)
+        else:
+            new = apply_ops(old, message.ops)
+        new["id"] = item_id
+        self.definition.validator.validate(new)
+        self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
         return SetResult(new_value=new, old_value=old)
 
     def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> tuple[dict, dict | None]:
-        """Apply ``ops`` to the item in the overlay; returns (new, old)."""
+        """One entry of an `UpdateMany`: `_set`'s update, replying (new, old) without a SetResult."""
         old = self._current(segment, item_id)
         new = apply_ops(old, ops)
         new["id"] = item_id
