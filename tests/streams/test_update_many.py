@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 import trio
 
-from runtime import SetResult, Stream, StreamConfig, StreamEngine, UpdateError, ValidationError
+from runtime import SetResult, StorageError, Stream, StreamConfig, StreamEngine, UpdateError, ValidationError
 
 from .conftest import Probe
+from .test_triggers_and_failures import FlakyStorage
 
 counters = Stream("counters")
 typed = Stream(StreamConfig(name="typed", schema={"n": "integer"}))
@@ -207,3 +208,18 @@ async def test_results_read_later_are_what_the_call_produced(backend):
         results[1].new_value["m"]["k"].append(3)
         assert results[1].new_value["m"]["k"] == [1, 3]
         assert await counters.get("g", "a") is None
+
+
+async def test_a_failed_commit_fails_the_whole_call_and_changes_nothing():
+    storage = FlakyStorage()
+    async with StreamEngine([counters], storage=storage) as engine:
+        await counters.set("g", "a", {"n": 1})
+        probe = Probe()
+        joined = await engine.join(probe, "counters", "g", subscription_id=1)
+        storage.fail_next = 1
+        with pytest.raises(StorageError, match="disk on fire"):
+            await counters.update_many("g", [("a", inc()), ("b", inc())])
+        assert await counters.list("g") == [{"id": "a", "n": 1}]
+        assert probe.types() == ["sync"]
+        await counters.update_many("g", [("a", inc()), ("b", inc())])
+        assert probe.offsets()[1:] == [joined.offset + 1, joined.offset + 2]  # no offset was spent
