@@ -15,12 +15,13 @@ from .steps import (
 )
 from .steps.context import emit, enqueue, logger, state
 from .storage import HistoryPolicy, MemoryStorage, RedisStorage, SQLiteStorage, Storage, open_storage
-from .streams import DeleteResult, Event, SetResult, Stream, StreamConfig, StreamEngine, Subscriber
+from .streams import DeleteResult, Event, SetResult, SetResults, Stream, StreamConfig, StreamEngine, Subscriber
 
 __all__ = [
     "ApiRequest", "ApiResponse", "App", "DeleteResult", "Event", "FlowContext", "HistoryPolicy", "Logger",
     "MemoryStorage", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock", "SQLiteStorage", "SetResult",
-    "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig", "StreamEngine", "StreamNotFound",
+    "SetResults", "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig", "StreamEngine",
+    "StreamNotFound",
     "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError", "ValidationError",
     "api", "configure_logging", "cron", "emit", "enqueue", "http", "load_project", "logger", "open_storage", "queue",
     "state", "step", "stream",

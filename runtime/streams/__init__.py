@@ -1,6 +1,6 @@
 """Streams: state as stream → group → item, each group an actor."""
 
-from .config import DeleteResult, SetResult, StreamConfig, StreamDefinition
+from .config import DeleteResult, SetResult, SetResults, StreamConfig, StreamDefinition
 from .engine import StreamEngine, current_engine
 from .events import Event
 from .messages import Joined
@@ -9,6 +9,6 @@ from .subscribers import Subscriber
 from .triggers import StreamListener
 
 __all__ = [
-    "DeleteResult", "Event", "Joined", "SetResult", "Stream", "StreamConfig", "StreamDefinition",
+    "DeleteResult", "Event", "Joined", "SetResult", "SetResults", "Stream", "StreamConfig", "StreamDefinition",
     "StreamEngine", "StreamListener", "Subscriber", "current_engine",
 ]

@@ -6,14 +6,15 @@ history policy) into a `StreamDefinition` when the stream is declared.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence, overload
 
 import attrs
 
 from ..storage.base import HistoryPolicy
+from .ops import item_copy
 from .schema import Validator, compile_schema
 
-__all__ = ["StreamConfig", "StreamDefinition", "SetResult", "DeleteResult"]
+__all__ = ["StreamConfig", "StreamDefinition", "SetResult", "SetResults", "DeleteResult"]
 
 
 @attrs.frozen
@@ -104,3 +105,56 @@ class DeleteResult(_Subscriptable):
     """What ``delete`` returns: the removed item, or ``None`` if there was none."""
 
     old_value: dict[str, Any] | None
+
+
+class SetResults(Sequence[SetResult]):
+    """What ``update_many`` returns: one `SetResult` per entry, in entry order.
+
+    A read-only sequence (index, slice, iterate, ``len``, compare with a
+    list). Each result is copied from the group's items the first time it is
+    read, not when the call returns: a bulk writer that never looks at its
+    results does not pay for copying them (about half the cost of a batched
+    increment). The deferred copy is the same copy: stored items are never
+    changed in place (copy-on-write), so what you read later is what the
+    call produced, and what you get is yours to mutate. Holding the object
+    keeps those item versions alive.
+    """
+
+    __slots__ = ("_pairs", "_copied")
+
+    def __init__(self, pairs: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        self._pairs = pairs
+        self._copied: list[SetResult | None] = [None] * len(pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    @overload
+    def __getitem__(self, index: int) -> SetResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SetResult]: ...
+
+    def __getitem__(self, index: int | slice) -> SetResult | list[SetResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._pairs)))]
+        result = self._copied[index]
+        if result is None:
+            new, old = self._pairs[index]
+            result = self._copied[index] = SetResult(
+                new_value=item_copy(new), old_value=None if old is None else item_copy(old)
+            )
+        return result
+
+    def __iter__(self) -> Iterator[SetResult]:
+        for index in range(len(self._pairs)):
+            yield self[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (SetResults, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SetResults({list(self)!r})"

@@ -7,6 +7,10 @@ untouched), stamped with offset and timestamp, committed to storage in one
 transaction, and only then answered, added to the history and published.
 A read or a join in the middle of a batch first commits what came before
 it, so nobody ever sees state that is not committed.
+
+The published `Event` objects are built at publish time, and only when
+someone listens (subscribers or stream triggers): a group nobody watches
+pays for the `StoredEvent` its history needs and nothing more.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event
 from .messages import (
     MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
-    UpdateItem,
+    UpdateItem, UpdateMany,
 )
-from .ops import apply_ops
+from .ops import apply_ops, name_entry
 from .subscribers import Subscriber, SubscriberIndex
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ __all__ = ["GroupActor"]
 logger = logging.getLogger("runtime.streams")
 
 _DELETED: Any = object()
+_ABSENT: Any = object()
 
 
 class _Segment:
@@ -51,7 +56,9 @@ class _Segment:
         self.values: dict[str, Any] = {}  # item id -> new value or _DELETED
         self.writes: list[tuple[str, dict | None]] = []
         self.stored: list[StoredEvent] = []
-        self.events: list[Event] = []
+        # What to publish, in order: (StoredEvent, trace id) for a state
+        # change, an `Event` for an ephemeral one. Events are built lazily.
+        self.events: list[tuple[StoredEvent, str | None] | Event] = []
         self.indices: list[int] = []  # positions in the batch, answered at commit
         self.replies: list[Any] = []  # their replies, in the same order
         self.offset = offset
@@ -198,6 +205,8 @@ class GroupActor(Actor):
                 reply: Any = self._emit(message, segment)
             elif kind is DeleteItem:
                 reply = self._delete(message.item_id, segment, message.trace_id)
+            elif kind is UpdateMany:
+                reply = self._update_many(message, segment)
             else:
                 reply = self._set(message, segment)
         except Exception as exc:  # noqa: BLE001 - answered to the caller, changes nothing
@@ -218,6 +227,48 @@ class GroupActor(Actor):
         self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
         return SetResult(new_value=new, old_value=old)
 
+    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> tuple[dict, dict | None]:
+        """One entry of an `UpdateMany`: `_set`'s update, replying (new, old) without a SetResult."""
+        old = self._current(segment, item_id)
+        new = apply_ops(old, ops)
+        new["id"] = item_id
+        self.definition.validator.validate(new)
+        self._record(segment, item_id, "update" if old is not None else "create", new, new, trace_id)
+        return new, old
+
+    def _update_many(self, message: UpdateMany, segment: _Segment) -> list[tuple[dict, dict | None]]:
+        """Apply every entry, each on the state the previous ones left, or none.
+
+        Each entry is an ordinary change (its own offset, timestamp and
+        event). If one fails, the segment is put back exactly as it was
+        before this message, so the other callers batched in the same turn
+        are unaffected and no offset is spent. Replies ``(new, old)`` pairs:
+        the caller builds the `SetResult`s around its own copies.
+        """
+        offset, timestamp = segment.offset, segment.timestamp
+        marks = len(segment.writes), len(segment.stored), len(segment.events)
+        values = segment.values
+        before: dict[str, Any] = {}  # overlay value of each touched item before this message
+        results: list[tuple[dict, dict | None]] = []
+        trace_id = message.trace_id
+        entry = 0
+        try:
+            for entry, (item_id, ops) in enumerate(message.entries):
+                if item_id not in before:
+                    before[item_id] = values.get(item_id, _ABSENT)
+                results.append(self._update(segment, item_id, ops, trace_id))
+        except Exception as exc:
+            segment.offset, segment.timestamp = offset, timestamp
+            del segment.writes[marks[0]:], segment.stored[marks[1]:], segment.events[marks[2]:]
+            for item_id, value in before.items():
+                if value is _ABSENT:
+                    values.pop(item_id, None)
+                else:
+                    values[item_id] = value
+            name_entry(exc, entry, message.entries[entry][0])
+            raise
+        return results
+
     def _delete(self, item_id: str, segment: _Segment, trace_id: str | None) -> DeleteResult:
         old = self._current(segment, item_id)
         if old is not None:
@@ -231,13 +282,9 @@ class GroupActor(Actor):
         timestamp = self._stamp(segment)
         segment.values[item_id] = _DELETED if value is None else value
         segment.writes.append((item_id, value))
-        segment.stored.append(StoredEvent(segment.offset, timestamp, item_id, type_, data))
-        segment.events.append(
-            Event(
-                stream=self.stream, group=self.group, item_id=item_id, type=type_, data=data,
-                timestamp=timestamp, epoch=self.epoch, offset=segment.offset, trace_id=trace_id,
-            )
-        )
+        stored = StoredEvent(segment.offset, timestamp, item_id, type_, data)
+        segment.stored.append(stored)
+        segment.events.append((stored, trace_id))
 
     def _emit(self, message: SendEvent, segment: _Segment) -> None:
         segment.events.append(
@@ -305,16 +352,30 @@ class GroupActor(Actor):
 
     # -- fan-out --------------------------------------------------------------------
 
-    def _publish(self, events: list[Event]) -> None:
+    def _publish(self, events: list[tuple[StoredEvent, str | None] | Event]) -> None:
         subscribers = self.subscribers
         dispatch = self.engine.dispatch_trigger if self.engine.has_triggers(self.stream) else None
-        for event in events:
+        self.engine.metrics.events_published += len(events)
+        if not subscribers and dispatch is None:
+            return  # nobody listens: no Event is built
+        for pending in events:
+            if type(pending) is tuple:
+                stored, trace_id = pending
+                event = self._state_event(stored, trace_id)
+            else:
+                event = pending
             if subscribers:
                 for subscriber in subscribers.targets(event.item_id):
                     self._deliver(subscriber, event)
             if dispatch is not None:
                 dispatch(event)
-        self.engine.metrics.events_published += len(events)
+
+    def _state_event(self, stored: StoredEvent, trace_id: str | None = None) -> Event:
+        return Event(
+            stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type,
+            data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
+            trace_id=trace_id,
+        )
 
     def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
         try:
@@ -373,10 +434,7 @@ class GroupActor(Actor):
         if not history or history[0].offset > since + 1:
             return None
         return [
-            Event(
-                stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type,
-                data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
-            )
+            self._state_event(stored)
             for stored in history
             if stored.offset > since and (join.item_id is None or stored.item_id == join.item_id)
         ]

@@ -9,7 +9,7 @@ import attrs
 from .subscribers import Subscriber
 
 __all__ = [
-    "GetItem", "ListItems", "SetItem", "UpdateItem", "DeleteItem", "SendEvent",
+    "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent",
     "Join", "Joined", "Leave", "LeaveAll", "GroupStats", "MUTATIONS",
 ]
 
@@ -35,6 +35,18 @@ class SetItem:
 class UpdateItem:
     item_id: str
     ops: list[Any]
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class UpdateMany:
+    """Several updates in one message: one ask, one task switch, many ops.
+
+    ``entries`` is a list of ``(item_id, ops)``, checked by the caller. The
+    group applies them in order, all or none (see ``Stream.update_many``).
+    """
+
+    entries: list[tuple[str, list[Any]]]
     trace_id: str | None = None
 
 
@@ -92,4 +104,4 @@ class GroupStats:
 
 
 #: Messages that change state (or emit): they are grouped into one commit.
-MUTATIONS = (SetItem, UpdateItem, DeleteItem, SendEvent)
+MUTATIONS = (SetItem, UpdateItem, UpdateMany, DeleteItem, SendEvent)

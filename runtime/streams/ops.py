@@ -39,7 +39,7 @@ from jsonpointer import JsonPointer, JsonPointerException
 
 from runtime.errors import UpdateError
 
-__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "is_json_value", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
+__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "name_entry", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
 
 Op = dict[str, Any]
 
@@ -77,6 +77,10 @@ def apply_ops(value: dict[str, Any] | None, ops: list[Any]) -> dict[str, Any]:
         )
     if value is not None and not isinstance(value, dict):
         raise TypeError(f"apply_ops() needs the current item as a dict or None, got {_type_name(value)}")
+    if len(ops) == 1:
+        fast = _one_top_level_op(value, ops[0])
+        if fast is not None:
+            return fast
     draft = _Draft(value)
     for index, op in enumerate(ops):
         try:
@@ -84,6 +88,45 @@ def apply_ops(value: dict[str, Any] | None, ops: list[Any]) -> dict[str, Any]:
         except _OpFailed as exc:
             raise UpdateError(str(exc), index=index, op=op) from None
     return draft.root
+
+
+def _one_top_level_op(value: dict[str, Any] | None, op: Any) -> dict[str, Any] | None:
+    """The common update, one Motia ``increment``/``decrement``/``set`` of a
+    top-level key, without the draft and the dispatch (~1.5 µs less per op).
+
+    Returns None for anything else, and for anything that would fail, so
+    the general path handles it and raises its usual error: the result and
+    the errors are the same either way.
+    """
+    if type(op) is not dict or "op" in op:
+        return None
+    kind = op.get("type")
+    path = op.get("path")
+    if type(path) is not str or not path or path[0] == "/":
+        return None
+    if kind == "increment" or kind == "decrement":
+        if "by" in op:
+            amount = op["by"]
+            if (type(amount) is not int and type(amount) is not float) or amount - amount != 0:
+                return None
+        elif "value" in op:
+            return None
+        else:
+            amount = 1
+        current = 0 if value is None else value.get(path, 0)
+        if type(current) is not int and type(current) is not float:
+            return None
+        result = current + amount if kind == "increment" else current + -amount
+        if not is_json_value(result):
+            return None
+        new = {} if value is None else dict(value)
+        new[path] = result
+        return new
+    if kind == "set" and "value" in op:
+        new = {} if value is None else dict(value)
+        new[path] = _copy_json(op["value"])
+        return new
+    return None
 
 
 def _apply_one(draft: _Draft, op: Any) -> None:
@@ -556,6 +599,36 @@ def json_copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+def item_copy(item: dict[str, Any]) -> dict[str, Any]:
+    """A private copy of a stored item, for a result handed to a caller.
+
+    Stored items are shared copy-on-write inside the group, so a caller must
+    never get one. A flat item (no object or array inside, like a counter)
+    is copied with ``dict()``, ~10× cheaper than the JSON round trip that
+    nested items still take.
+    """
+    for value in item.values():
+        kind = type(value)
+        if kind is dict or kind is list:
+            return orjson.loads(orjson.dumps(item))
+    return dict(item)
+
+
+def name_entry(exc: BaseException, entry: int, item_id: Any) -> None:
+    """Say which entry of an ``update_many`` call ``exc`` is about.
+
+    Sets ``exc.entry`` (its index) and ``exc.item_id``, and prefixes the
+    message, so a caller can tell which of many updates was refused.
+    """
+    exc.entry = entry  # type: ignore[attr-defined]
+    exc.item_id = item_id  # type: ignore[attr-defined]
+    prefix = f"update_many entry {entry} (item {item_id!r}): "
+    if len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (prefix + exc.args[0],)
+    else:
+        exc.add_note(prefix + "this entry failed; no entry was applied")
+
+
 def check_name(value: Any, what: str) -> str:
     """Group ids, item ids, state scopes and keys: non-empty strings, or TypeError."""
     if not isinstance(value, str) or not value:
@@ -599,13 +672,24 @@ def _is_json(value: Any, depth: int) -> bool:
         return value - value == 0.0  # False for NaN and the infinities
     if depth == 0:
         return False
+    # Strings, booleans and None inside a container are checked inline: they
+    # are most of what an item or an op holds, and a call per value doubled
+    # the cost of checking a small op list.
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or not _is_json(item, depth - 1):
+            if type(key) is not str:
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if not _is_json(item, depth - 1):
                 return False
         return True
     if kind is list:
         for item in value:
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
             if not _is_json(item, depth - 1):
                 return False
         return True

@@ -260,7 +260,15 @@ class SharedGroupActor(GroupActor):
 
     @staticmethod
     def _shift(segment: _Segment, shift: int) -> None:
-        for event in segment.events:
-            event.timestamp += shift
-        segment.stored = [attrs.evolve(stored, timestamp=stored.timestamp + shift) for stored in segment.stored]
+        """Move the batch's timestamps to where storage stamped them (its events are not encoded yet)."""
+        events: list[Any] = []
+        for pending in segment.events:
+            if type(pending) is tuple:  # a state change, its Event not built yet
+                stored, trace_id = pending
+                events.append((attrs.evolve(stored, timestamp=stored.timestamp + shift), trace_id))
+            else:  # a send
+                pending.timestamp += shift
+                events.append(pending)
+        segment.events = events
+        segment.stored = [pending[0] for pending in events if type(pending) is tuple]
         segment.timestamp += shift

@@ -9,13 +9,12 @@ results are copied back, so a caller can never alter what the group holds.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-
-from .config import DeleteResult, SetResult, StreamConfig
+from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
-from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem
-from .ops import check_json, check_name, json_copy
+from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem, UpdateMany
+from .ops import check_json, check_name, is_json_value, item_copy, json_copy, name_entry
 from .tracing import current_trace_id
 
 __all__ = ["Stream"]
@@ -76,6 +75,41 @@ class Stream:
         result = await ref.ask(UpdateItem(item_id, ops, current_trace_id()))
         return _copy_set_result(result)
 
+    async def update_many(self, group_id: str, entries: Iterable[tuple[str, list[Any]]]) -> SetResults:
+        """Apply several updates to one group in one call, all or none.
+
+        ``entries`` is a sequence of ``(item_id, ops)``; an item may appear
+        more than once. The entries apply in order, each on the state the
+        previous ones left, and each is an ordinary change: its own offset
+        (consecutive, no other caller's change in between), timestamp and
+        ``create``/``update`` event, in entry order. Returns `SetResults`,
+        a sequence of one `SetResult` per entry, each copied when first read.
+
+        All or nothing for the whole call: if any entry fails (a bad op,
+        a schema, a non-JSON value) nothing is applied, nothing is emitted,
+        no offset is spent, and the error says which entry (``exc.entry``,
+        ``exc.item_id``, and a message prefix). A failed commit fails the
+        whole call with `StorageError`.
+
+        Why it exists: every call parks and resumes the calling task once,
+        which costs more than applying an increment; one call carrying many
+        updates pays that once (see docs/performance.md, Streams).
+        """
+        ref = self._ref(group_id)
+        checked: list[tuple[str, list[Any]]] = []
+        append = checked.append
+        for pair in entries:
+            # the common case in one test; anything else takes the checks that say what is wrong
+            if type(pair) is tuple and len(pair) == 2:
+                item_id, ops = pair
+                if type(item_id) is str and item_id and is_json_value(ops):
+                    append(pair)
+                    continue
+            append(_checked_entry(len(checked), pair))
+        if not checked:
+            return []
+        return SetResults(await ref.ask(UpdateMany(checked, current_trace_id())))
+
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
         """Remove the item; emits ``delete`` only if it existed."""
         result = await self._ref(group_id).ask(DeleteItem(check_name(item_id, "item_id"), current_trace_id()))
@@ -112,6 +146,21 @@ class Stream:
         await self._ref(group_id).ask(SendEvent(item_id, event["type"], json_copy(data), current_trace_id()))
 
 
+def _checked_entry(entry: int, pair: Any) -> tuple[str, list[Any]]:
+    """An ``update_many`` entry as ``(item_id, ops)``, or the TypeError naming it."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"update_many entry {entry} must be an (item_id, ops) pair, not {type(pair).__name__}")
+    item_id, ops = pair
+    try:
+        check_name(item_id, "item_id")
+        check_json(ops, "ops")
+    except TypeError as exc:
+        name_entry(exc, entry, item_id)
+        raise
+    return item_id, ops
+
+
 def _copy_set_result(result: SetResult) -> SetResult:
+    """The caller's own copy: the group keeps sharing its items copy-on-write."""
     old = result.old_value
-    return SetResult(new_value=json_copy(result.new_value), old_value=None if old is None else json_copy(old))
+    return SetResult(new_value=item_copy(result.new_value), old_value=None if old is None else item_copy(old))

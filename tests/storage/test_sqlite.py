@@ -434,3 +434,69 @@ def test_redis_url_opens_a_redis_storage() -> None:
     storage = open_storage("redis://localhost:6380/2?prefix=app1&timeout=2")
     assert isinstance(storage, RedisStorage)
     assert (storage.where, storage.keys.prefix, storage.timeout) == ("localhost:6380", "app1", 2.0)
+
+
+# -- concurrent groups' commits merge into one transaction ----------------------------
+
+
+async def test_concurrent_groups_commit_in_one_transaction_and_a_failing_one_rolls_back_alone(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merged: list[int] = []
+    real = sqlite_backend._commit_merged
+
+    def counting(conn, batch):
+        merged.append(len(batch))
+        return real(conn, batch)
+
+    monkeypatch.setattr(sqlite_backend, "_commit_merged", counting)
+    async with SQLiteStorage(db_path) as storage:
+        writers = [await GroupWriter.load(storage, "todo", f"g{n}") for n in range(8)]
+        for writer in writers:
+            await writer.commit(("a", item("a")))
+        before = {n: await storage.load_group("todo", f"g{n}") for n in (2, 5, 6)}
+        outcomes: dict[int, object] = {}
+
+        async def commit(n: int) -> None:
+            writer = writers[n]
+            batch = writer.build(("a", item("a", v=2)), ("b", item("b")))
+            if n == 2:  # stale: computed from an offset storage no longer holds
+                batch = attrs.evolve(batch, expected_offset=0)
+            if n == 5:  # fails after its item rows were written: the history insert clashes
+                batch = attrs.evolve(batch, events=[StoredEvent(1, batch.timestamp, "b", "create", item("b"))])
+            if n == 6:  # a value JSON cannot hold
+                batch = attrs.evolve(batch, writes=[("a", item("a", when={1, 2}))])
+            try:
+                await storage.commit("todo", f"g{n}", batch, HistoryPolicy())
+                outcomes[n] = "ok"
+            except Exception as exc:  # noqa: BLE001 - recorded for the asserts
+                outcomes[n] = type(exc)
+
+        async with trio.open_nursery() as nursery:
+            for n in range(8):
+                nursery.start_soon(commit, n)
+
+        assert outcomes == {0: "ok", 1: "ok", 2: ConflictError, 3: "ok", 4: "ok", 5: StorageError,
+                            6: TypeError, 7: "ok"}
+        assert merged and max(merged) > 1  # they really shared a transaction
+    async with SQLiteStorage(db_path) as reopened:  # what reached the file
+        for n in range(8):
+            state = await reopened.load_group("todo", f"g{n}")
+            if n in (2, 5, 6):
+                assert (state.offset, state.items) == (before[n].offset, before[n].items)
+                assert [e.offset for e in state.history] == [1]
+            else:
+                assert state.offset == 3 and state.items["a"]["v"] == 2 and "b" in state.items
+
+
+async def test_a_cancelled_committer_still_commits_what_it_queued(db_path: Path) -> None:
+    """Queued commits are written whatever happens to their callers (as a worker call always was)."""
+    async with SQLiteStorage(db_path) as storage:
+        writers = [await GroupWriter.load(storage, "todo", f"g{n}") for n in range(5)]
+        async with trio.open_nursery() as nursery:
+            for writer in writers:
+                nursery.start_soon(writer.commit, ("a", item("a")))
+            await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+        for n in range(5):
+            assert (await storage.load_group("todo", f"g{n}")).offset == 1

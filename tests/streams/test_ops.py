@@ -742,3 +742,42 @@ class TestCheckJson:
         check_json(nested(MAX_JSON_DEPTH))
         with pytest.raises(TypeError, match="deeper"):
             check_json(nested(MAX_JSON_DEPTH + 1))
+
+
+# -- the single top-level op fast path ------------------------------------------------
+
+_NOOP = {"type": "merge", "value": {}}  # a second op forces the general path
+
+
+@pytest.mark.parametrize("value", [None, {"n": 1}, {"n": 1.5}, {"n": True}, {"n": "x"}, {"n": MAX_JSON_INT}, {"m": {"k": 1}}])
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"type": "increment", "path": "n", "by": 1},
+        {"type": "increment", "path": "n"},
+        {"type": "decrement", "path": "n", "by": 2.5},
+        {"type": "increment", "path": "n", "by": True},
+        {"type": "increment", "path": "n", "by": float("inf")},
+        {"type": "increment", "path": "n", "value": 3},
+        {"type": "increment", "path": "", "by": 1},
+        {"type": "increment", "path": "/m/k", "by": 1},
+        {"type": "increment", "path": 7, "by": 1},
+        {"type": "increment", "op": "add", "path": "n", "by": 1},
+        {"type": "set", "path": "n", "value": {"deep": [1, 2]}},
+        {"type": "set", "path": "n"},
+        {"type": "set", "path": "", "value": {"whole": 1}},
+    ],
+)
+def test_one_op_fast_path_matches_the_general_path(value, op):
+    """One top-level increment/set skips the draft; result and errors must be the same."""
+    try:
+        expected = apply_ops(value, [op, _NOOP])
+    except UpdateError as exc:
+        with pytest.raises(UpdateError) as caught:
+            apply_unchanged(value, [op])
+        assert (caught.value.index, str(caught.value)) == (exc.index, str(exc))
+        return
+    result = apply_unchanged(value, [op])
+    assert result == expected and type(result.get("n")) is type(expected.get("n"))
+    if op.get("path") == "n" and isinstance(op.get("value"), dict):
+        assert result["n"] is not op["value"]  # values from the ops are copied
