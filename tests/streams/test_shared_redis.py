@@ -90,6 +90,22 @@ async def test_increments_spread_over_many_groups_from_two_engines_end_exact(red
         assert values == [20] * 50
 
 
+async def test_update_many_from_two_engines_is_exact_and_all_or_nothing(redis_url):
+    async with engines(redis_url) as [(_, a), (_, b)]:
+
+        async def hammer(handle: Stream) -> None:
+            for _ in range(20):
+                await handle.update_many("g", [("x", INCREMENT), ("y", INCREMENT), ("x", INCREMENT)])
+
+        async with trio.open_nursery() as nursery:
+            for k in range(20):
+                nursery.start_soon(hammer, a if k % 2 else b)
+        assert [(item["id"], item["n"]) for item in await a.list("g")] == [("x", 800), ("y", 400)]
+        with pytest.raises(Exception, match="entry 1"):
+            await b.update_many("g", [("x", INCREMENT), ("y", [{"type": "increment", "path": "n", "by": "1"}])])
+        assert [(item["id"], item["n"]) for item in await a.list("g")] == [("x", 800), ("y", 400)]
+
+
 async def test_a_subscriber_on_one_engine_sees_the_others_writes_in_offset_order(redis_url):
     async with engines(redis_url) as [(engine_a, a), (_, b)]:
         await b.set("g", "seed", {"n": 0})
