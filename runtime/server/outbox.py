@@ -95,6 +95,31 @@ class Outbox:
         self._push(block, droppable=True)
         return True
 
+    def deliver_many(self, events: list[Event]) -> int:
+        """A group turn's events in one call (what ``deliver`` does for each); returns how many were dropped."""
+        if self.closed or self.overflowed:
+            return len(events)
+        encode = self._encode
+        chunks = self._chunks
+        limit = self.limit
+        size = self.size
+        queued = 0
+        for event in events:
+            block = encode(event)
+            if size + len(block) > limit:
+                break
+            chunks.append(block)
+            size += len(block)
+            queued += 1
+        self.size = size
+        if queued:
+            if self._metrics is not None:
+                self._metrics.deliveries += queued
+            self._notify()
+        if queued < len(events):
+            self._overflow()
+        return len(events) - queued
+
     def _overflow(self) -> None:
         self.overflowed = True
         self.needs_resync = True
@@ -126,6 +151,10 @@ class Outbox:
         self.size += len(data)
         if self._metrics is not None:
             self._metrics.deliveries += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        """Frames were queued: wake the writer, or tell the flusher once until it takes them."""
         if not self.flushing:
             self._waiter.wake()
         elif not self.ready:

@@ -293,14 +293,47 @@ class GroupActor(Actor):
 
     def _publish(self, events: list[Event]) -> None:
         subscribers = self.subscribers
-        dispatch = self.engine.dispatch_trigger if self.engine.has_triggers(self.stream) else None
-        for event in events:
-            if subscribers:
+        if subscribers:
+            if len(events) == 1:
+                event = events[0]
                 for subscriber in subscribers.targets(event.item_id):
                     self._deliver(subscriber, event)
-            if dispatch is not None:
+            else:
+                self._deliver_turn(events)
+        if self.engine.has_triggers(self.stream):
+            dispatch = self.engine.dispatch_trigger
+            for event in events:
                 dispatch(event)
         self.engine.metrics.events_published += len(events)
+
+    def _deliver_turn(self, events: list[Event]) -> None:
+        """A turn's events: one ``deliver_many`` call per whole-group subscriber that has it (a
+        thousand subscribers and sixty events are a thousand calls, not sixty thousand);
+        item-only subscribers get their item's events one by one. Each subscriber sees the
+        events in order either way."""
+        subscribers = self.subscribers
+        broken = []
+        drops = 0
+        for subscriber in subscribers.whole_group:
+            try:
+                many = getattr(subscriber, "deliver_many", None)
+                if many is not None:
+                    drops += many(events)
+                else:
+                    for event in events:
+                        drops += not subscriber.deliver(event)
+            except Exception:  # noqa: BLE001 - a broken subscriber must not break the group
+                logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
+                broken.append(subscriber)
+        for subscriber in broken:
+            subscribers.remove_all(subscriber)
+        if drops:
+            self.engine.metrics.slow_consumer_drops += drops
+        if subscribers.has_item_subscribers:
+            for event in events:
+                if event.item_id is not None:
+                    for subscriber in subscribers.item_only_targets(event.item_id):
+                        self._deliver(subscriber, event)
 
     def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
         try:

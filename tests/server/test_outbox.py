@@ -57,3 +57,15 @@ async def test_waiter_parks_one_task_and_cancellation_unparks_it(autojump_clock)
         with trio.move_on_after(5):
             await waiter.park()
         assert not waiter.parked and trio.current_time() == 7.0
+
+
+def test_deliver_many_is_deliver_for_each_and_tells_the_flusher_once():
+    marked = []
+    outbox = Outbox(10, lambda event: event, on_ready=lambda: marked.append(1))
+    assert outbox.deliver_many([b"123", b"456"]) == 0
+    assert marked == [1] and outbox.size == 6
+    assert outbox.deliver_many([b"78", b"9ab", b"c"]) == 2  # "9ab" crosses the bound: the backlog goes
+    assert outbox.overflowed and outbox.needs_resync and outbox.size == 0
+    assert outbox.deliver_many([b"d"]) == 1  # dropping until the writer resyncs
+    outbox.begin_resync()
+    assert outbox.deliver_many([b"e"]) == 0 and outbox.take() == b"e"
