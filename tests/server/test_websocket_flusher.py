@@ -123,3 +123,23 @@ async def trio_websocket_connect(nursery: trio.Nursery, url: str):
     from trio_websocket import connect_websocket_url
 
     return await connect_websocket_url(nursery, url)
+
+
+def test_gc_freeze_freezes_start_up_objects_in_its_own_process():
+    import subprocess
+    import sys
+
+    code = """
+import gc, trio
+from runtime import App, Stream
+from runtime.server import ServerSettings
+async def main():
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: App(streams=[Stream("s")]).serve(
+            ServerSettings(port=0, stream_port=0, gc_freeze=True), task_status=task_status))
+        print(gc.get_freeze_count())
+        nursery.cancel_scope.cancel()
+trio.run(main)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout.strip()) > 10_000
