@@ -14,7 +14,7 @@ Every figure crosses real sockets between processes on this machine:
   "x" * size}``. Two ways: *max rate*, from P concurrent producer tasks (P=1:
   each set() awaited before the next, so every event is its own group turn
   and its own write per connection; P=64: the group takes many sets per
-  turn and each connection's writer many events per write). seq is taken
+  turn and the server writes many events per write). seq is taken
   just before each call, which enqueues before its first checkpoint, so the
   commit order is seq order — the load checks it. And *paced*, open loop: a
   ticker releases one ticket per 1/rate s on a fixed schedule, P producers
