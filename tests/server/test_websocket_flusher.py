@@ -80,6 +80,48 @@ async def test_a_stalled_reader_does_not_delay_the_other_connections():
         await stalled_client.aclose()
 
 
+async def test_a_reader_that_stalls_then_drains_gets_every_event_in_order_and_returns_to_the_flusher():
+    app = App(streams=[Stream("s")])
+    s = app.stream("s")
+    async with running_ws(app) as listening:
+        client = await open_stalled(listening.stream_url, "g")
+        with trio.fail_after(5):
+            while (await app.engine.group_stats("s", "g"))["subscribers"] < 1:
+                await trio.sleep(0)
+        connection = server_side(listening, client)
+        payload = "y" * 16384
+        sent = 0
+        while connection.outbox.flushing or sent < 40:  # well past the point where the socket blocked
+            await s.set("g", "k", {"i": sent, "blob": payload})
+            sent += 1
+            assert sent < 2000, "the socket never blocked"
+        seen: list[int] = []
+        buffered = b""
+        with trio.fail_after(10):
+            while len(seen) < sent:
+                buffered += await client.receive_some(1 << 20)
+                while True:  # unmasked server text frames: FIN+opcode, length, payload
+                    if len(buffered) < 2:
+                        break
+                    length, offset = buffered[1] & 0x7F, 2
+                    if length == 126:
+                        length, offset = int.from_bytes(buffered[2:4], "big"), 4
+                    elif length == 127:
+                        length, offset = int.from_bytes(buffered[2:10], "big"), 10
+                    if len(buffered) < offset + length:
+                        break
+                    frame = orjson.loads(buffered[offset:offset + length])
+                    buffered = buffered[offset + length:]
+                    if frame["event"]["type"] != "sync":
+                        seen.append(frame["event"]["data"]["i"])
+        assert seen == list(range(sent))  # nothing lost, repeated or reordered across the hand-overs
+        with trio.fail_after(5):
+            while not connection.outbox.flushing:  # drained: the flusher writes it again
+                await trio.sleep(0.01)
+        await s.set("g", "k", {"i": sent})
+        await client.aclose()
+
+
 class _Counter(trio.abc.Instrument):
     def __init__(self) -> None:
         self.steps: dict[str, int] = {}
