@@ -78,9 +78,10 @@ class Flusher:
         try:
             await self._run()
         finally:
+            # stopping (the server is shutting down): a last non-blocking pass, what would block
+            # goes to the connections' writers
             self.running = False
-            for connection in self._ready:
-                connection.flush()  # non-blocking: what would block is handed to the writers
+            self._pass()
 
     async def _run(self) -> None:
         while True:
@@ -88,10 +89,13 @@ class Flusher:
                 await trio.lowlevel.checkpoint()  # marked while writing: let the others run first
             else:
                 await self._waiter.park()
-            ready, self._ready = self._ready, []
-            self.passes += 1
-            for connection in ready:
-                try:
-                    connection.flush()
-                except Exception:  # noqa: BLE001 - one broken connection must not stop the others' writes
-                    logger.exception("flushing %r failed", connection)
+            self._pass()
+
+    def _pass(self) -> None:
+        ready, self._ready = self._ready, []
+        self.passes += 1
+        for connection in ready:
+            try:
+                connection.flush()
+            except Exception:  # noqa: BLE001 - one broken connection must not stop the others' writes
+                logger.exception("flushing %r failed", connection)

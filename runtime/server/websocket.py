@@ -4,9 +4,10 @@ wsproto does the handshake and parses what clients send; what the server
 sends is framed here, once per event (`ws_protocol.event_frame`), and the
 same bytes go to every matching connection's outbox. Each connection is a
 small actor with three tasks in its own nursery — a reader that handles
-frames strictly in arrival order, a writer, a pinger — and a cleanup that runs however the connection ends
-(client close, network drop, slow-consumer policy, server shutdown) and
-leaves nothing behind: no task, no registration in any group, no buffer.
+frames strictly in arrival order, a writer, a pinger — and a cleanup that
+runs however the connection ends (client close, network drop, slow-consumer
+policy, server shutdown) and leaves nothing behind: no task, no
+registration in any group, no buffer.
 
 Frames are written by the server's one `Flusher` task, not by each
 connection's writer: a fan-out to a thousand connections then costs one
@@ -33,8 +34,8 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from actors import ActorStopped
 
 from ..errors import StreamNotFound
-from .flusher import Flusher, write_nonblocking
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
+from .flusher import Flusher, write_nonblocking
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
