@@ -14,7 +14,7 @@ Every figure crosses real sockets between processes on this machine:
   "x" * size}``. Two ways: *max rate*, from P concurrent producer tasks (P=1:
   each set() awaited before the next, so every event is its own group turn
   and its own write per connection; P=64: the group takes many sets per
-  turn and each connection's writer many events per write). seq is taken
+  turn and the server writes many events per write). seq is taken
   just before each call, which enqueues before its first checkpoint, so the
   commit order is seq order — the load checks it. And *paced*, open loop: a
   ticker releases one ticket per 1/rate s on a fixed schedule, P producers
@@ -48,7 +48,9 @@ utime+stime from /proc over the same window, per delivery; "srv runq" is
 the time the server was runnable but had no CPU (/proc/<pid>/schedstat),
 which is how contention from other work shows; "srv gc ms" is the server's
 garbage-collector pauses in the row (``bench/_fanout_gc.py``, gc.callbacks,
-in every server; the collector is left as each server sets it). Each row
+in every server; the collector is left as each server sets it: the runtime
+freezes its start-up objects as ``python -m runtime serve`` does, unless
+``--no-gc-freeze``). Each row
 runs a fresh group (``g-<row>``), so its sync is empty.
 
 Checks that cannot be switched off (a row failing one is an error, not a
@@ -236,7 +238,9 @@ def runtime_role(args: argparse.Namespace) -> None:
 
     app = App(streams=[Stream(STREAM)], steps=[publish, gc_step])
     bench = app.stream(STREAM)  # the handler's producer tasks are not the app's own
-    settings = ServerSettings(port=0, stream_port=0, outbox_limit=64 * 1024 * 1024)
+    # gc_freeze as `python -m runtime serve` sets it (--no-gc-freeze: off, to compare)
+    settings = ServerSettings(port=0, stream_port=0, outbox_limit=64 * 1024 * 1024,
+                              gc_freeze=os.environ.get("FANOUT_GC_FREEZE", "1") != "0")
     profile_out = os.environ.get("FANOUT_PROFILE")
     profiler = cProfile.Profile() if profile_out else None
 
@@ -932,6 +936,8 @@ if __name__ == "__main__":
     parser.add_argument("--sweep", metavar="RATES",
                         help="instead: paced runtime rows at 1,000 subscribers at these events/s (comma-separated)")
     # the roles' own arguments
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="runtime server without gc_freeze (python -m runtime serve freezes start-up objects)")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--subs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
@@ -944,4 +950,6 @@ if __name__ == "__main__":
         client_role(args)
     else:
         raise_fd_limit()
+        if args.no_gc_freeze:
+            os.environ["FANOUT_GC_FREEZE"] = "0"  # inherited by the runtime server process
         trio.run(drive, args)

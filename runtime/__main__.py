@@ -131,7 +131,7 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         settings = ServerSettings(
             host=args.host, port=args.port, stream_port=args.stream_port,
-            cors_origins=args.cors_origin, allowed_origins=args.allowed_origin,
+            cors_origins=args.cors_origin, allowed_origins=args.allowed_origin, gc_freeze=True,
         )
     except (ProjectError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

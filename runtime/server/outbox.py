@@ -1,4 +1,4 @@
-"""One subscriber's outbox: what a group actor delivers, waiting for a connection's writer.
+"""One subscriber's outbox: what a group actor delivers, waiting to be written.
 
 The outbox is bounded in bytes and ``deliver`` never waits: a subscriber
 that falls behind loses its backlog and is brought back with a fresh sync
@@ -6,22 +6,28 @@ that falls behind loses its backlog and is brought back with a fresh sync
 transport's encoder, which caches the bytes on the event, so every
 subscriber of a group queues the same bytes. Queued writes are taken all
 at once, so a busy connection sends many frames per write.
+
+Who writes it: the connection's own writer task (SSE), or — for WebSocket
+connections, given ``on_ready`` — the server's one flusher (`flusher.py`),
+which writes whatever became ready since its last pass without waking a
+task per connection. The flusher hands an outbox back to its writer
+(`hand_back`) when the socket would block, and the writer returns it
+(`resume_flushing`) once drained, so a stalled reader never holds up
+the flusher and the writer only wakes for the connections that need it.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable
 
-import trio
-
 from ..streams.events import Event
+from .waiter import Waiter
 
 __all__ = ["Outbox"]
 
 
 class Outbox:
-    """The bounded queue between a group actor's ``deliver`` and a connection's writer.
+    """The bounded queue between a group actor's ``deliver`` and whoever writes the socket.
 
     ``deliver`` never waits: past ``limit`` bytes the backlog of events is
     dropped, the outbox starts dropping events (``overflowed``) and asks for
@@ -29,7 +35,16 @@ class Outbox:
     starts re-joining its subscriptions (`begin_resync`), so a join answered
     in between cannot hide a gap. Frames that must arrive — join answers
     (``initial``), control frames, errors — are never dropped.
+
+    Queued frames are a plain list of the (shared) frame bytes — no object
+    per delivery — with the positions of the ones that must not be dropped
+    kept aside (they are rare: joins and control frames).
     """
+
+    __slots__ = (
+        "limit", "_encode", "_on_overflow", "_on_ready", "_chunks", "_keep", "_unsent", "size", "overflowed",
+        "needs_resync", "closed", "flushing", "ready", "_waiter", "_metrics",
+    )
 
     def __init__(
         self,
@@ -38,17 +53,28 @@ class Outbox:
         *,
         metrics: Any = None,
         on_overflow: Callable[[], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.limit = limit
         self._encode = encode
         #: Called (synchronously, from the group actor) when the backlog is dropped.
         self._on_overflow = on_overflow
-        self._chunks: deque[tuple[bytes, bool]] = deque()  # (frame, droppable)
+        #: Called when frames are queued for the flusher and it was not told yet (see `ready`).
+        self._on_ready = on_ready
+        self._chunks: list[bytes] = []
+        self._keep: list[int] = []  # indices in _chunks of frames never dropped
+        #: Taken but not accepted by the socket; written first, never dropped,
+        #: outside the bound (like bytes in flight in a blocking send).
+        self._unsent = b""
         self.size = 0
         self.overflowed = False
         self.needs_resync = False
         self.closed = False
-        self._wake = trio.Event()
+        #: True while the flusher writes this outbox; False while the writer does.
+        self.flushing = on_ready is not None
+        #: The flusher was told (``on_ready``) and has not taken the frames yet.
+        self.ready = False
+        self._waiter = Waiter()
         self._metrics = metrics
 
     def __repr__(self) -> str:
@@ -69,13 +95,40 @@ class Outbox:
         self._push(block, droppable=True)
         return True
 
+    def deliver_many(self, events: list[Event]) -> int:
+        """A group turn's events in one call (what ``deliver`` does for each); returns how many were dropped."""
+        if self.closed or self.overflowed:
+            return len(events)
+        encode = self._encode
+        chunks = self._chunks
+        limit = self.limit
+        size = self.size
+        queued = 0
+        for event in events:
+            block = encode(event)
+            if size + len(block) > limit:
+                break
+            chunks.append(block)
+            size += len(block)
+            queued += 1
+        self.size = size
+        if queued:
+            if self._metrics is not None:
+                self._metrics.deliveries += queued
+            self._notify()
+        if queued < len(events):
+            self._overflow()
+        return len(events) - queued
+
     def _overflow(self) -> None:
         self.overflowed = True
         self.needs_resync = True
-        kept = [entry for entry in self._chunks if not entry[1]]
-        self._chunks = deque(kept)
-        self.size = sum(len(frame) for frame, _ in kept)
-        self._wake.set()
+        chunks = self._chunks
+        kept = [chunks[i] for i in self._keep]
+        self._chunks = kept
+        self._keep = list(range(len(kept)))
+        self.size = sum(len(frame) for frame in kept)
+        self._waiter.wake()
         if self._metrics is not None:
             self._metrics.slow_consumer_drops += 1
         if self._on_overflow is not None:
@@ -91,29 +144,74 @@ class Outbox:
         self._push(data, droppable=False)
 
     def _push(self, data: bytes, *, droppable: bool) -> None:
-        self._chunks.append((data, droppable))
+        chunks = self._chunks
+        if not droppable:
+            self._keep.append(len(chunks))
+        chunks.append(data)
         self.size += len(data)
         if self._metrics is not None:
             self._metrics.deliveries += 1
-        self._wake.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Frames were queued: wake the writer, or tell the flusher once until it takes them."""
+        if not self.flushing:
+            self._waiter.wake()
+        elif not self.ready:
+            self.ready = True
+            self._on_ready()  # type: ignore[misc]
+
+    @property
+    def pending(self) -> bool:
+        """Bytes are waiting to be written (queued or unsent)."""
+        return bool(self._chunks or self._unsent)
 
     def take(self) -> bytes:
-        """Everything queued, as one write (coalescing under load)."""
+        """Everything queued (after what the socket did not accept), as one write."""
         chunks = self._chunks
+        unsent = self._unsent
         if not chunks:
-            return b""
-        data = chunks[0][0] if len(chunks) == 1 else b"".join([frame for frame, _ in chunks])
-        chunks.clear()
+            if unsent:
+                self._unsent = b""
+            return unsent
+        if len(chunks) == 1 and not unsent:
+            data = chunks[0]
+        else:
+            if unsent:
+                chunks.insert(0, unsent)
+                self._unsent = b""
+            data = b"".join(chunks)
+        self._chunks = []
+        if self._keep:
+            self._keep = []
         self.size = 0
         return data
 
+    def take_unsent(self) -> bytes:
+        """Only the part of a frame the socket did not take (to write before a last close frame)."""
+        unsent, self._unsent = self._unsent, b""
+        return unsent
+
+    def hand_back(self, unsent: bytes) -> None:
+        """The flusher could not write ``unsent`` (the socket would block): the writer takes over."""
+        self._unsent = unsent + self._unsent if self._unsent else unsent
+        self.flushing = False
+        self._waiter.wake()
+
+    def resume_flushing(self) -> bool:
+        """The writer drained everything: the flusher writes again. False if there is more to write."""
+        if self._on_ready is None or self.pending or self.closed:
+            return False
+        self.flushing = True
+        self.ready = False
+        return True
+
     async def wait(self) -> None:
-        """Until something is queued, a resync is needed, or the outbox is closed."""
-        if self._chunks or self.needs_resync or self.closed:
+        """Until the writer has work: frames to write (unless the flusher writes them), a resync, or close."""
+        if (self.pending and not self.flushing) or self.needs_resync or self.closed:
             return
-        self._wake = trio.Event()
-        await self._wake.wait()
+        await self._waiter.park()
 
     def close(self) -> None:
         self.closed = True
-        self._wake.set()
+        self._waiter.wake()

@@ -12,6 +12,7 @@ socket and hands every other connection to hypercorn's worker.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,9 @@ async def serve(
                 if exc.errno == errno.EADDRINUSE:
                     raise OSError(exc.errno, f"{settings.host}:{settings.stream_port} is already in use") from None
                 raise
+            if settings.gc_freeze:
+                gc.collect()
+                gc.freeze()  # start-up's objects live as long as the process: no full collection scans them
             task_status.started(Listening(http_url=binds[0], stream_url=stream_url, server=server, websocket=websocket))
             await shutdown.wait()
             # hypercorn returns once its connections are done (bounded by

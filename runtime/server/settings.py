@@ -41,6 +41,12 @@ class ServerSettings:
     #: request carrying another ``Origin`` is refused with 403, so a page on
     #: another site cannot ride a user's cookies into a stream.
     allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: Once listening, collect and `gc.freeze()` what start-up made (modules,
+    #: the app's definitions: ~60k objects), so that the full collections a
+    #: busy server triggers do not scan them again each time (~40 ms each on
+    #: the bench machine, a pause for every subscriber). Process-wide, so off
+    #: by default for embedded use; ``python -m runtime serve`` turns it on.
+    gc_freeze: bool = False
 
     def cors_allows(self, origin: str | None) -> bool:
         return bool(origin) and bool(self.cors_origins) and ("*" in self.cors_origins or origin in self.cors_origins)

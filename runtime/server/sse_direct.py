@@ -59,6 +59,11 @@ class _NotifyingOutbox(Outbox):
         self._connection.notify()
         return queued
 
+    def deliver_many(self, events: list[Any]) -> int:
+        dropped = super().deliver_many(events)
+        self._connection.notify()
+        return dropped
+
     def push_raw(self, data: bytes) -> None:
         super().push_raw(data)
         self._connection.notify()

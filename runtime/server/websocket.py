@@ -4,10 +4,17 @@ wsproto does the handshake and parses what clients send; what the server
 sends is framed here, once per event (`ws_protocol.event_frame`), and the
 same bytes go to every matching connection's outbox. Each connection is a
 small actor with three tasks in its own nursery — a reader that handles
-frames strictly in arrival order, a writer that sends everything queued in
-one write, a pinger — and a cleanup that runs however the connection ends
-(client close, network drop, slow-consumer policy, server shutdown) and
-leaves nothing behind: no task, no registration in any group, no buffer.
+frames strictly in arrival order, a writer, a pinger — and a cleanup that
+runs however the connection ends (client close, network drop, slow-consumer
+policy, server shutdown) and leaves nothing behind: no task, no
+registration in any group, no buffer.
+
+Frames are written by the server's one `Flusher` task, not by each
+connection's writer: a fan-out to a thousand connections then costs one
+task wake-up, not a thousand. The writer wakes only when its socket would
+block (it then writes, waiting until writable, and hands the outbox back
+once drained), for a resync, and for the final flush when the connection
+closes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from actors import ActorStopped
 
 from ..errors import StreamNotFound
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
+from .flusher import Flusher, write_nonblocking
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
@@ -63,8 +71,13 @@ class Connection:
         self.server = server
         self.stream = stream
         self.ws = WSConnection(ConnectionType.SERVER)
+        # the flusher writes to sockets; other streams (tests' memory streams) keep their own writer
+        flusher = server.flusher if isinstance(stream, trio.SocketStream) else None
+        if flusher is not None and not flusher.running:
+            flusher = None
         self.outbox = Outbox(
-            server.settings.outbox_limit, event_frame, metrics=server.metrics, on_overflow=self._overflowed
+            server.settings.outbox_limit, event_frame, metrics=server.metrics, on_overflow=self._overflowed,
+            on_ready=None if flusher is None else (lambda: flusher.mark(self)),
         )
         self._slow = False
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
@@ -93,13 +106,15 @@ class Connection:
                         # the client said goodbye: flush what is queued, then stop
                         self.outbox.close()
             finally:
+                self.outbox.flushing = False  # the flusher never writes to a connection that is ending
                 server.connections.discard(self)
                 server.metrics.connections["websocket"] -= 1
                 with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
                     await self._cleanup()
                 if self._slow:
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
-                        await self.stream.send_all(close_frame(CLOSE_SLOW, "slow"))
+                        # after any part of a frame the socket did not take, so the close frame stays whole
+                        await self.stream.send_all(self.outbox.take_unsent() + close_frame(CLOSE_SLOW, "slow"))
         except _NETWORK_ERRORS:
             pass  # the network went away; cleanup above already ran
         except BaseExceptionGroup as group:
@@ -120,6 +135,7 @@ class Connection:
         writer may be stuck on a client that reads nothing, and must not wait."""
         if self.server.settings.slow_consumer == SLOW_CLOSE and not self._slow:
             self._slow = True
+            self.outbox.flushing = False
             self.server.metrics.slow_consumer_closes += 1
             if self._cancel is not None:
                 self._cancel.cancel()
@@ -227,19 +243,40 @@ class Connection:
             self.ws.receive_data(data)
             pending = self.ws.events()
 
+    def flush(self) -> None:
+        """The flusher's pass: write what is queued without waiting; the rest goes to the writer."""
+        outbox = self.outbox
+        outbox.ready = False
+        if not outbox.flushing:
+            return  # handed back: the writer writes it
+        data = outbox.take()
+        if data:
+            sent = write_nonblocking(self.stream.socket, data)
+            if sent < len(data):
+                outbox.hand_back(data[sent:] if sent else data)
+
     async def _writer(self, connection_scope: trio.CancelScope) -> None:
+        """Writes only what the flusher handed back, resyncs, and the final flush."""
         outbox = self.outbox
         while True:
             await outbox.wait()
-            if outbox.needs_resync and not outbox.closed and not self._slow:
+            if self._slow:
+                await trio.sleep_forever()  # the close policy already cancelled this connection
+            if outbox.needs_resync and not outbox.closed:
                 outbox.begin_resync()
                 await self._resync()
+            if outbox.flushing and not outbox.closed:
+                continue  # woken for the resync only: the flusher writes the frames
+            outbox.flushing = False  # closed: the final flush is ours
             data = outbox.take()
             if data:
                 await self.stream.send_all(data)
+                outbox.resume_flushing()  # drained: back to the flusher (unless more came meanwhile)
             elif outbox.closed:
                 connection_scope.cancel()  # everything written: end the reader and pinger too
                 return
+            else:
+                outbox.resume_flushing()
 
     async def _pinger(self) -> None:
         while True:
@@ -335,9 +372,13 @@ class WebSocketServer:
         self.settings = settings
         self.metrics = metrics
         self.connections: set[Connection] = set()
+        #: Writes every connection's frames (see flusher.py); runs in `serve`'s nursery.
+        self.flusher: Flusher | None = Flusher()
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            if self.flusher is not None:
+                await nursery.start(self.flusher.run)
             listeners = await nursery.start(
                 lambda task_status: trio.serve_tcp(
                     self._handle, self.settings.stream_port, host=self.settings.host,

@@ -358,16 +358,19 @@ class GroupActor(Actor):
         self.engine.metrics.events_published += len(events)
         if not subscribers and dispatch is None:
             return  # nobody listens: no Event is built
-        for pending in events:
-            if type(pending) is tuple:
-                stored, trace_id = pending
-                event = self._state_event(stored, trace_id)
-            else:
-                event = pending
-            if subscribers:
+        built = [
+            self._state_event(*pending) if type(pending) is tuple else pending  # type: ignore[misc]
+            for pending in events
+        ]
+        if subscribers:
+            if len(built) == 1:
+                event = built[0]
                 for subscriber in subscribers.targets(event.item_id):
                     self._deliver(subscriber, event)
-            if dispatch is not None:
+            else:
+                self._deliver_turn(built)
+        if dispatch is not None:
+            for event in built:
                 dispatch(event)
 
     def _state_event(self, stored: StoredEvent, trace_id: str | None = None) -> Event:
@@ -376,6 +379,35 @@ class GroupActor(Actor):
             data=stored.data, timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
             trace_id=trace_id,
         )
+
+    def _deliver_turn(self, events: list[Event]) -> None:
+        """A turn's events: one ``deliver_many`` call per whole-group subscriber that has it (a
+        thousand subscribers and sixty events are a thousand calls, not sixty thousand);
+        item-only subscribers get their item's events one by one. Each subscriber sees the
+        events in order either way."""
+        subscribers = self.subscribers
+        broken = []
+        drops = 0
+        for subscriber in subscribers.whole_group:
+            try:
+                many = getattr(subscriber, "deliver_many", None)
+                if many is not None:
+                    drops += many(events)
+                else:
+                    for event in events:
+                        drops += not subscriber.deliver(event)
+            except Exception:  # noqa: BLE001 - a broken subscriber must not break the group
+                logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
+                broken.append(subscriber)
+        for subscriber in broken:
+            subscribers.remove_all(subscriber)
+        if drops:
+            self.engine.metrics.slow_consumer_drops += drops
+        if subscribers.has_item_subscribers:
+            for event in events:
+                if event.item_id is not None:
+                    for subscriber in subscribers.item_only_targets(event.item_id):
+                        self._deliver(subscriber, event)
 
     def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
         try:

@@ -25,6 +25,9 @@ class Subscriber(Protocol):
         """
         ...
 
+    # A subscriber may also have ``deliver_many(events) -> int`` (how many it
+    # dropped): the group then hands it a turn's events in one call.
+
 
 class SubscriberIndex:
     """Subscriptions of one group, indexed for fan-out.
@@ -99,6 +102,23 @@ class SubscriberIndex:
                 for subscriber in item_subscribers:
                     if subscriber not in whole_group:
                         yield subscriber
+
+    @property
+    def whole_group(self) -> dict[Subscriber, int]:
+        """The subscribers of the whole group (a live view: do not change the index while iterating)."""
+        return self._whole_group
+
+    @property
+    def has_item_subscribers(self) -> bool:
+        return bool(self._by_item)
+
+    def item_only_targets(self, item_id: str) -> list[Subscriber]:
+        """Subscribers of ``item_id`` that do not also hold the whole group."""
+        item_subscribers = self._by_item.get(item_id)
+        if not item_subscribers:
+            return []
+        whole_group = self._whole_group
+        return [subscriber for subscriber in item_subscribers if subscriber not in whole_group]
 
     def all_subscribers(self) -> list[Subscriber]:
         return list(self._subscriptions)

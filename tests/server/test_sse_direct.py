@@ -230,3 +230,18 @@ async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path
     finally:
         if process.returncode is None:
             process.kill()
+
+
+async def test_a_turn_of_several_events_reaches_a_direct_subscriber_at_once():
+    # One update_many is one group turn with several events: one deliver_many
+    # call per subscriber, which must wake the flusher like a single deliver.
+    app = make_app()
+    async with running(app) as (url, _), client(url) as http:
+        feed = app.stream("feed")
+        async with http.stream("GET", "/streams/feed/g") as response:
+            reader = SSEReader(response)
+            assert (await reader.next_event())["event"] == "sync"
+            await feed.update_many("g", [(f"i{n}", [{"type": "set", "path": "n", "value": n}]) for n in range(5)])
+            with trio.fail_after(5):  # well before a heartbeat (15 s) would push the bytes out
+                events = [await reader.next_event() for _ in range(5)]
+    assert [event["data"]["id"] for event in events] == [f"i{n}" for n in range(5)]

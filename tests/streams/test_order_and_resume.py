@@ -162,3 +162,38 @@ async def test_memory_restart_starts_a_new_epoch():
         probe = Probe()
         after = await engine.join(probe, "counter", "g", subscription_id=1, since=(before.epoch, 1))
         assert after.epoch != before.epoch and not after.resumed and probe.types() == ["sync"]
+
+
+class _BatchProbe(Probe):
+    """A subscriber that takes a turn's events in one call, and counts the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def deliver_many(self, events) -> int:
+        self.calls.append(len(events))
+        self.events.extend(events)
+        return 0
+
+
+async def test_a_turn_of_many_events_is_one_deliver_many_call_and_keeps_every_order(backend):
+    async with StreamEngine([counter], storage=backend()) as engine:
+        batch, single, item_only = _BatchProbe(), Probe(), Probe()
+        await engine.join(batch, "counter", "t", subscription_id=1)
+        await engine.join(single, "counter", "t", subscription_id=1)
+        await engine.join(item_only, "counter", "t", subscription_id=1, item_id="b")
+        await engine.join(batch, "counter", "t", subscription_id=2, item_id="b")  # also the group: once each
+
+        async def write(i):
+            await counter.update("t", "ab"[i % 2], [{"type": "increment", "path": "v", "by": 1}])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(50):
+                nursery.start_soon(write, i)
+        def changes(probe):
+            return [e.offset for e in probe.events if e.type != "sync"]
+
+        assert changes(batch) == changes(single) == list(range(1, 51))
+        assert changes(item_only) == [e.offset for e in single.events[1:] if e.item_id == "b"] != []
+        assert len(batch.calls) < 50  # some turns carried several events, each in one call
