@@ -45,6 +45,7 @@ from runtime.errors import StorageError
 
 from ..base import QueuedMessage
 from .codec import decode_message, encode_message
+from .scripts import STORE_ORDERED
 
 if TYPE_CHECKING:
     from .storage import RedisStorage
@@ -80,13 +81,10 @@ return 1
 
 #: KEYS: stream, dead, dead order, sequence. ARGV: group, entry id, message id, message JSON.
 #: Returns 0 (and changes nothing) when the entry was no longer pending.
-BURY = r"""
+BURY = STORE_ORDERED + r"""
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
-  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[3])
-end
+store_ordered(KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4])
 return 1
 """
 

@@ -14,7 +14,7 @@ the scripts can read those two numbers with a pattern.
 
 from __future__ import annotations
 
-__all__ = ["ALL"]
+__all__ = ["ALL", "STORE_ORDERED"]
 
 #: KEYS: meta, items, order, history, groups, turn.
 #: ARGV: epoch, expected offset, new offset, commit timestamp, group id,
@@ -152,23 +152,29 @@ if first_offset > since + 1 then return false end
 return redis.call('LRANGE', KEYS[2], since + 1 - first_offset, -1)
 """
 
-#: KEYS: pending, pending order, sequence. ARGV: id, JSON. A replaced id keeps its place.
-QUEUE_PUT = r"""
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+#: A Lua function the queue scripts share: store ``value`` under ``id`` in the
+#: hash ``values``, keeping the order in which ids were first stored (a
+#: replaced id keeps its place) in the sorted set ``order``.
+STORE_ORDERED = r"""
+local function store_ordered(values, order, sequence, id, value)
+  redis.call('HSET', values, id, value)
+  if not redis.call('ZSCORE', order, id) then
+    redis.call('ZADD', order, redis.call('INCR', sequence), id)
+  end
 end
+"""
+
+#: KEYS: pending, pending order, sequence. ARGV: id, JSON. A replaced id keeps its place.
+QUEUE_PUT = STORE_ORDERED + r"""
+store_ordered(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 return 1
 """
 
 #: KEYS: pending, pending order, dead, dead order, sequence. ARGV: id, JSON.
-QUEUE_DEAD = r"""
+QUEUE_DEAD = STORE_ORDERED + r"""
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
-  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[1])
-end
+store_ordered(KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
 
