@@ -30,13 +30,18 @@ async def test_100_tasks_of_100_increments_end_at_exactly_10000(backend):
 async def test_join_during_1000_concurrent_writes_sees_no_gap_and_no_duplicate(backend):
     async with StreamEngine([counter], storage=backend()) as engine:
         probes: list[tuple[Probe, object]] = []
+        written = [0]
 
         async def writer(k):
             for i in range(100):
                 await counter.update("g", f"item{(k + i) % 7}", [{"type": "increment", "path": "v", "by": 1}])
+                written[0] += 1
 
         async def joiner(j):
-            for _ in range(j):
+            # Join once the writers are this far along (not after a number of
+            # checkpoints: how many writes a checkpoint lets through depends on
+            # how the storage batches), so the joins land all along the stream.
+            while written[0] < j * 2:
                 await trio.lowlevel.checkpoint()
             probe = Probe()
             joined = await engine.join(probe, "counter", "g", subscription_id=j)
