@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import subprocess
 from typing import Any
 
 import trio
 
-__all__ = ["verify", "raise_fd_limit", "proc_cpu", "system_busy", "Lines", "wait_for_stop_signal"]
+__all__ = [
+    "verify", "raise_fd_limit", "proc_cpu", "system_busy", "Lines", "wait_for_stop_signal", "start_listening", "stop",
+]
 
 
 def verify(condition: bool, message: str) -> None:
@@ -63,3 +66,28 @@ async def wait_for_stop_signal() -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
             return
+
+
+async def start_listening(argv: list[str], name: str, env: dict[str, str] | None = None) -> tuple[Any, list[str]]:
+    """Start a server process and wait for its ``LISTENING <field> ...`` line; (process, fields)."""
+    process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, env=env)
+    try:
+        with trio.fail_after(30):
+            line = await Lines(process.stdout).readline()
+        verify(line.startswith("LISTENING "), f"{name} server said {line!r}")
+    except BaseException:
+        process.kill()
+        raise
+    return process, line.split()[1:]
+
+
+async def stop(process: Any, sig: int = signal.SIGKILL, wait: float = 10) -> None:
+    """Signal a server process and reap it, killing it if it outlives ``wait`` seconds."""
+    if process.returncode is None:
+        process.send_signal(sig)
+    with trio.move_on_after(wait, shield=True):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
+        with trio.move_on_after(5, shield=True):
+            await process.wait()

@@ -105,7 +105,7 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import Lines, proc_cpu, raise_fd_limit, system_busy, verify  # noqa: E402
+from _common import Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify  # noqa: E402
 del sys.path[0]
 
 TARGET_RATE = 200_000  # deliveries/s at 1,000 subscribers
@@ -545,28 +545,9 @@ async def start_server(kind: str, profile_out: str | None = None) -> Server:
     else:
         argv = [sys.executable, os.path.join(HERE, "_fanout_baselines.py"), "--server", kind]
     env = dict(os.environ, FANOUT_PROFILE=profile_out) if profile_out else None
-    process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, env=env)
-    try:
-        with trio.fail_after(30):
-            line = await Lines(process.stdout).readline()
-        verify(line.startswith("LISTENING "), f"{kind} server said {line!r}")
-    except BaseException:
-        process.kill()
-        raise
-    _, control, subscribe = line.split()
+    process, (control, subscribe) = await start_listening(argv, kind, env)
     control = control if "://" in control else f"http://{control}"
     return Server(kind, process, control, subscribe)
-
-
-async def stop(process: Any, sig: int = signal.SIGKILL, wait: float = 10) -> None:
-    if process.returncode is None:
-        process.send_signal(sig)
-    with trio.move_on_after(wait, shield=True):
-        await process.wait()
-    if process.returncode is None:
-        process.kill()
-        with trio.move_on_after(5, shield=True):
-            await process.wait()
 
 
 class Row:

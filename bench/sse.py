@@ -84,7 +84,7 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import Lines, proc_cpu, raise_fd_limit, system_busy, verify  # noqa: E402
+from _common import Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify  # noqa: E402
 del sys.path[0]
 
 TARGET = 100_000  # deliveries/s at 1,000 subscribers (the issue's target)
@@ -370,27 +370,8 @@ class Server:
 
 
 async def start_server(name: str, argv: list[str], path: str) -> Server:
-    process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
-    try:
-        with trio.fail_after(30):
-            line = await Lines(process.stdout).readline()
-        verify(line.startswith("LISTENING "), f"{name} server said {line!r}")
-    except BaseException:
-        process.kill()
-        raise
-    url = line.split()[1]
+    process, (url, *_) = await start_listening(argv, name)
     return Server(name, process, url if "://" in url else f"http://{url}", path)
-
-
-async def stop(process: Any, sig: int = signal.SIGKILL, wait: float = 10) -> None:
-    if process.returncode is None:
-        process.send_signal(sig)
-    with trio.move_on_after(wait, shield=True):
-        await process.wait()
-    if process.returncode is None:
-        process.kill()
-        with trio.move_on_after(5, shield=True):
-            await process.wait()
 
 
 class Row:
