@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
@@ -13,6 +17,39 @@ import trio
 
 from runtime import App
 from runtime.server import ServerSettings
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TODO_STREAM = 'from runtime import StreamConfig\nconfig = StreamConfig(name="todo")\n'
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runtime", "serve", *args]
+
+
+@asynccontextmanager
+async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
+    """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields (process, HTTP URL).
+
+    Waits for its "listening on" line; kills it on the way out if it still runs.
+    """
+    process = await trio.lowlevel.open_process(
+        serve_command(*args, "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=stderr,
+        cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
+    )
+    try:
+        line = b""
+        with trio.fail_after(30):
+            while b"\n" not in line:
+                chunk = await process.stdout.receive_some(4096)
+                assert chunk, "the server exited before listening"
+                line += chunk
+        yield process, line.decode().split("listening on ", 1)[1].split()[0]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @pytest.fixture(autouse=True)

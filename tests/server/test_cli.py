@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import httpx
 import trio
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def serve_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runtime", "serve", *args]
+from .conftest import ROOT, TODO_STREAM, serve_command, serve_process
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -59,20 +51,8 @@ def test_a_port_in_use_is_one_clear_error(tmp_path):
 
 
 async def test_sigterm_during_active_streams_exits_0(tmp_path):
-    (tmp_path / "todo_stream.py").write_text(textwrap.dedent("""
-        from runtime import StreamConfig
-        config = StreamConfig(name="todo")
-    """))
-    process = await trio.lowlevel.open_process(
-        serve_command(str(tmp_path), "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-        env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
-    )
-    try:
-        line = b""
-        with trio.fail_after(30):
-            while b"\n" not in line:
-                line += await process.stdout.receive_some(4096)
-        url = line.decode().split("listening on ", 1)[1].split()[0]
+    (tmp_path / "todo_stream.py").write_text(TODO_STREAM)
+    async with serve_process(str(tmp_path)) as (process, url):
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             assert (await client.get("/health")).status_code == 200
             async with client.stream("GET", "/streams/todo/inbox") as stream:
@@ -86,7 +66,3 @@ async def test_sigterm_during_active_streams_exits_0(tmp_path):
             code = await process.wait()
         assert code == 0
         assert (tmp_path / ".runtime" / "runtime.db").exists()  # the default storage
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

@@ -7,13 +7,10 @@ ports, with ``--storage redis://...?prefix=<this test's own>``.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
@@ -21,9 +18,8 @@ import trio
 
 from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
-from .conftest import SSEReader, client
+from .conftest import ROOT, SSEReader, client, serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 COUNTER = str(ROOT / "examples" / "counter")
 
 
@@ -42,34 +38,22 @@ class Server:
 
 @asynccontextmanager
 async def servers(redis_url: str, count: int, project: str = COUNTER, *extra: str) -> AsyncIterator[list[Server]]:
-    started: list[Server] = []
-    try:
-        for _ in range(count):
-            process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "runtime", "serve", project, "--port", "0", "--stream-port", "0",
-                 "--storage", redis_url, *extra],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
-                env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
-            )
-            line = b""
-            with trio.fail_after(30):
-                while b"\n" not in line:
-                    chunk = await process.stdout.receive_some(4096)
-                    assert chunk, "the server exited before listening"
-                    line += chunk
-            started.append(Server(process, line.decode().split("listening on ", 1)[1].split()[0]))
-        yield started
-    finally:
-        for server in started:
-            if server.process.returncode is None:
-                server.process.send_signal(signal.SIGTERM)
-        with trio.move_on_after(15):
-            for server in started:
-                await server.process.wait()
-        for server in started:
-            if server.process.returncode is None:
-                server.process.kill()
-                await server.process.wait()
+    async with AsyncExitStack() as stack:
+        started = [
+            Server(*await stack.enter_async_context(
+                serve_process(project, "--storage", redis_url, *extra, stderr=subprocess.DEVNULL)
+            ))
+            for _ in range(count)
+        ]
+        try:
+            yield started
+        finally:
+            for server in started:  # a graceful stop first; serve_process kills what outlives it
+                if server.process.returncode is None:
+                    server.process.send_signal(signal.SIGTERM)
+            with trio.move_on_after(15):
+                for server in started:
+                    await server.process.wait()
 
 
 async def value_seen_by(server: Server, name: str) -> tuple[int, str]:

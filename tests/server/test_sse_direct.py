@@ -13,7 +13,7 @@ import trio
 
 from runtime import App, Stream
 
-from .conftest import SSEReader, client, running
+from .conftest import TODO_STREAM, SSEReader, client, running, serve_process
 
 
 def make_app() -> App:
@@ -188,27 +188,10 @@ async def test_metrics_count_direct_sse_connections_and_subscriptions():
 
 
 async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path):
-    import os
     import signal
-    import subprocess
-    import textwrap
 
-    from .test_cli import ROOT, serve_command
-
-    (tmp_path / "todo_stream.py").write_text(textwrap.dedent("""
-        from runtime import StreamConfig
-        config = StreamConfig(name="todo")
-    """))
-    process = await trio.lowlevel.open_process(
-        serve_command(str(tmp_path), "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
-    )
-    try:
-        line = b""
-        with trio.fail_after(30):
-            while b"\n" not in line:
-                line += await process.stdout.receive_some(4096)
-        url = line.decode().split("listening on ", 1)[1].split()[0]
+    (tmp_path / "todo_stream.py").write_text(TODO_STREAM)
+    async with serve_process(str(tmp_path)) as (process, url):
         streams = []
         for _ in range(3):
             sock = await connect(url)
@@ -227,9 +210,6 @@ async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path
         with trio.fail_after(10):  # hypercorn's keep-alive connection: within the 5 s grace period
             assert await read_to_end(keep_alive) == b""
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
 
 
 async def test_a_turn_of_several_events_reaches_a_direct_subscriber_at_once():
