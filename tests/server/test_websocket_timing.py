@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
@@ -11,6 +13,19 @@ from runtime import App, Stream
 from runtime.server.metrics import ServerMetrics
 from runtime.server.settings import ServerSettings
 from runtime.server.websocket import PING_INTERVAL, PONG_TIMEOUT, Connection, WebSocketServer
+
+
+@asynccontextmanager
+async def connected():
+    """A server-side `Connection` over an in-memory stream, the client's handshake sent."""
+    app = App(streams=[Stream("s")])
+    async with app, trio.open_nursery() as nursery:
+        server = WebSocketServer(app, ServerSettings(), ServerMetrics())
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        nursery.start_soon(Connection(server, server_stream).run)
+        client = WSConnection(ConnectionType.CLIENT)
+        await client_stream.send_all(client.send(Request(host="test", target="/")))
+        yield nursery, server, client_stream, client
 
 
 async def _client_events(stream, ws: WSConnection):
@@ -24,13 +39,7 @@ async def _client_events(stream, ws: WSConnection):
 
 
 async def test_pings_every_25_s_and_closes_1001_after_20_s_without_a_pong(autojump_clock):
-    app = App(streams=[Stream("s")])
-    async with app, trio.open_nursery() as nursery:
-        server = WebSocketServer(app, ServerSettings(), ServerMetrics())
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(Connection(server, server_stream).run)
-        client = WSConnection(ConnectionType.CLIENT)
-        await client_stream.send_all(client.send(Request(host="test", target="/")))
+    async with connected() as (nursery, server, client_stream, client):
         start = trio.current_time()
         seen = []
         async for event in _client_events(client_stream, client):
@@ -49,13 +58,7 @@ async def test_pings_every_25_s_and_closes_1001_after_20_s_without_a_pong(autoju
 
 
 async def test_answered_pings_keep_the_connection(autojump_clock):
-    app = App(streams=[Stream("s")])
-    async with app, trio.open_nursery() as nursery:
-        server = WebSocketServer(app, ServerSettings(), ServerMetrics())
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(Connection(server, server_stream).run)
-        client = WSConnection(ConnectionType.CLIENT)
-        await client_stream.send_all(client.send(Request(host="test", target="/")))
+    async with connected() as (nursery, server, client_stream, client):
         pings = 0
         async for event in _client_events(client_stream, client):
             if isinstance(event, Ping):
