@@ -12,6 +12,7 @@ import trio
 
 __all__ = [
     "verify", "raise_fd_limit", "proc_cpu", "system_busy", "Lines", "wait_for_stop_signal", "start_listening", "stop",
+    "wait_for_stop_signal_profiling",
 ]
 
 
@@ -66,6 +67,25 @@ async def wait_for_stop_signal() -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
             return
+
+
+async def wait_for_stop_signal_profiling(profile_out: str | None) -> None:
+    """Until SIGTERM or SIGINT; with ``profile_out``, each SIGUSR1 starts or stops cProfile,
+    and the profile is written there at the end (the driver brackets one row with SIGUSR1)."""
+    import cProfile
+
+    profiler = cProfile.Profile() if profile_out else None
+    profiling = False
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+        async for signum in signals:
+            if signum != signal.SIGUSR1:
+                break
+            if profiler is not None:
+                profiler.disable() if profiling else profiler.enable()
+                profiling = not profiling
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile_out)
 
 
 async def start_listening(argv: list[str], name: str, env: dict[str, str] | None = None) -> tuple[Any, list[str]]:

@@ -105,7 +105,9 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify  # noqa: E402
+from _common import (  # noqa: E402
+    Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify, wait_for_stop_signal_profiling,
+)
 del sys.path[0]
 
 TARGET_RATE = 200_000  # deliveries/s at 1,000 subscribers
@@ -153,8 +155,6 @@ def load_helper(name: str) -> Any:
 
 
 def runtime_role(args: argparse.Namespace) -> None:
-    import cProfile
-
     from runtime import App, Stream, http, step
     from runtime.server import ServerSettings
 
@@ -242,24 +242,13 @@ def runtime_role(args: argparse.Namespace) -> None:
     settings = ServerSettings(port=0, stream_port=0, outbox_limit=64 * 1024 * 1024,
                               gc_freeze=os.environ.get("FANOUT_GC_FREEZE", "1") != "0")
     profile_out = os.environ.get("FANOUT_PROFILE")
-    profiler = cProfile.Profile() if profile_out else None
 
     async def main() -> None:
         nonlocal listening
         async with trio.open_nursery() as nursery:
             listening = await nursery.start(lambda task_status: app.serve(settings, task_status=task_status))
             print(f"LISTENING {listening.http_url} {listening.stream_url}/", flush=True)
-            profiling = False
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
-                async for signum in signals:
-                    if signum != signal.SIGUSR1:
-                        break
-                    if profiler is not None:
-                        profiler.disable() if profiling else profiler.enable()
-                        profiling = not profiling
-            if profiler is not None:
-                profiler.disable()
-                profiler.dump_stats(profile_out)
+            await wait_for_stop_signal_profiling(profile_out)
             nursery.cancel_scope.cancel()
 
     trio.run(main)

@@ -64,7 +64,6 @@ last receipt, dumped on SIGTERM) and prints where the server's time goes.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import logging
 import os
 import pstats
@@ -84,7 +83,9 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify  # noqa: E402
+from _common import (  # noqa: E402
+    Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify, wait_for_stop_signal_profiling,
+)
 del sys.path[0]
 
 TARGET = 100_000  # deliveries/s at 1,000 subscribers (the issue's target)
@@ -140,7 +141,6 @@ def server_role(args: argparse.Namespace) -> None:
         verify("sse_direct" in fields, "--sse-asgi: this runtime has no ServerSettings.sse_direct")
         extra["sse_direct"] = False
     settings = ServerSettings(port=args.port, **extra)
-    profiler = cProfile.Profile() if args.profile_out else None
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -148,17 +148,7 @@ def server_role(args: argparse.Namespace) -> None:
                 lambda task_status: app.serve(settings, task_status=task_status)
             )
             print(f"LISTENING {listening.http_url}", flush=True)
-            profiling = False
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
-                async for signum in signals:
-                    if signum != signal.SIGUSR1:
-                        break
-                    if profiler is not None:
-                        profiler.disable() if profiling else profiler.enable()
-                        profiling = not profiling
-            if profiler is not None:
-                profiler.disable()
-                profiler.dump_stats(args.profile_out)
+            await wait_for_stop_signal_profiling(args.profile_out)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
