@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..streams.events import Event
+from ..streams.events import Event, Turn
 from .waiter import Waiter
 
 __all__ = ["Outbox"]
@@ -96,29 +96,29 @@ class Outbox:
         return True
 
     def deliver_many(self, events: list[Event]) -> int:
-        """A group turn's events in one call (what ``deliver`` does for each); returns how many were dropped."""
+        """A group turn's events in one call; returns how many were dropped.
+
+        What ``deliver`` does for each, as one block: a `Turn` encodes its
+        events together once for every outbox with this encoder. A turn that
+        crosses the bound overflows the outbox whole — as delivering it event
+        by event would, since an overflow drops the backlog anyway.
+        """
         if self.closed or self.overflowed:
             return len(events)
-        encode = self._encode
-        chunks = self._chunks
-        limit = self.limit
-        size = self.size
-        queued = 0
-        for event in events:
-            block = encode(event)
-            if size + len(block) > limit:
-                break
-            chunks.append(block)
-            size += len(block)
-            queued += 1
-        self.size = size
-        if queued:
-            if self._metrics is not None:
-                self._metrics.deliveries += queued
-            self._notify()
-        if queued < len(events):
+        if type(events) is Turn:
+            block = events.encoded(self._encode)
+        else:
+            encode = self._encode
+            block = b"".join([encode(event) for event in events])
+        if self.size + len(block) > self.limit:
             self._overflow()
-        return len(events) - queued
+            return len(events)
+        self._chunks.append(block)
+        self.size += len(block)
+        if self._metrics is not None:
+            self._metrics.deliveries += len(events)
+        self._notify()
+        return 0
 
     def _overflow(self) -> None:
         self.overflowed = True

@@ -26,7 +26,7 @@ from actors import Actor
 from ..errors import StorageError
 from ..storage.base import ConflictError, GroupCommit, StoredEvent
 from .config import DeleteResult, SetResult, StreamDefinition
-from .events import Event
+from .events import Event, Turn
 from .messages import (
     MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
     UpdateItem, UpdateMany,
@@ -358,17 +358,12 @@ class GroupActor(Actor):
         self.engine.metrics.events_published += len(events)
         if not subscribers and dispatch is None:
             return  # nobody listens: no Event is built
-        built = [
+        built = Turn([
             self._state_event(*pending) if type(pending) is tuple else pending  # type: ignore[misc]
             for pending in events
-        ]
+        ])
         if subscribers:
-            if len(built) == 1:
-                event = built[0]
-                for subscriber in subscribers.targets(event.item_id):
-                    self._deliver(subscriber, event)
-            else:
-                self._deliver_turn(built)
+            self._fan_out(built)
         if dispatch is not None:
             for event in built:
                 dispatch(event)
@@ -380,7 +375,16 @@ class GroupActor(Actor):
             trace_id=trace_id,
         )
 
-    def _deliver_turn(self, events: list[Event]) -> None:
+    def _fan_out(self, events: Turn) -> None:
+        """Deliver a turn's events to every subscriber that should see them, in order."""
+        if len(events) == 1:
+            event = events[0]
+            for subscriber in self.subscribers.targets(event.item_id):
+                self._deliver(subscriber, event)
+        else:
+            self._deliver_turn(events)
+
+    def _deliver_turn(self, events: Turn) -> None:
         """A turn's events: one ``deliver_many`` call per whole-group subscriber that has it (a
         thousand subscribers and sixty events are a thousand calls, not sixty thousand);
         item-only subscribers get their item's events one by one. Each subscriber sees the

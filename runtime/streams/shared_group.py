@@ -38,7 +38,7 @@ import trio
 
 from ..errors import StorageError
 from ..storage.base import Busy, ConflictError, GroupCommit, RemoteBatch, Send, SharedStorage, StoredEvent
-from .events import Event
+from .events import Event, Turn
 from .group import GroupActor, _Segment
 from .messages import GetItem, GroupStats, Join, ListItems
 
@@ -131,31 +131,34 @@ class SharedGroupActor(GroupActor):
         if batch.epoch != self.epoch:
             await self._check(0)
             return
+        turn = Turn()  # the batch's events go out together, as a local turn's do
+        gap = False
         for remote in batch.events:
             if remote.offset == 0:  # a send: delivered, never stored
                 self.timestamp = max(self.timestamp, remote.timestamp)
-                self._deliver_followed(Event(
+                turn.append(Event(
                     stream=self.stream, group=self.group, item_id=remote.item_id, type="event",
                     data=remote.data, timestamp=remote.timestamp,
                 ))
             elif remote.offset == self.offset + 1:
-                self._apply_followed(StoredEvent(remote.offset, remote.timestamp, remote.item_id, remote.type,
-                                                 remote.data))
+                turn.append(self._apply_followed(StoredEvent(
+                    remote.offset, remote.timestamp, remote.item_id, remote.type, remote.data)))
             elif remote.offset > self.offset + 1:  # a gap: something was missed
-                if not await self._caught_up():
-                    await self._reload_and_resync()
-                return
+                gap = True
+                break
+        self._deliver_followed(turn)  # what was applied goes out before anything is awaited
+        if gap and not await self._caught_up():
+            await self._reload_and_resync()
 
     async def _caught_up(self) -> bool:
-        """Apply what storage holds after this copy's offset; False when history cannot cover it."""
+        """Apply and deliver what storage holds after this copy's offset; False when history cannot cover it."""
         events = await self._storage.events_after(self.stream, self.group, self.epoch, self.offset)
         if events is None or (events and events[0].offset != self.offset + 1):
             return False
-        for stored in events:
-            self._apply_followed(stored)
+        self._deliver_followed(Turn([self._apply_followed(stored) for stored in events]))
         return True
 
-    def _apply_followed(self, stored: StoredEvent) -> None:
+    def _apply_followed(self, stored: StoredEvent) -> Event:
         if stored.type == "delete":
             self.items.pop(stored.item_id, None)
         else:
@@ -167,16 +170,15 @@ class SharedGroupActor(GroupActor):
         cutoff = self.definition.history.age_cutoff(self.timestamp)
         while self.history and self.history[0].timestamp < cutoff:
             self.history.popleft()
-        self._deliver_followed(Event(
+        return Event(
             stream=self.stream, group=self.group, item_id=stored.item_id, type=stored.type, data=stored.data,
             timestamp=stored.timestamp, epoch=self.epoch, offset=stored.offset,
-        ))
+        )
 
-    def _deliver_followed(self, event: Event) -> None:
-        if self.subscribers:
-            for subscriber in self.subscribers.targets(event.item_id):
-                self._deliver(subscriber, event)
-        self.engine.metrics.events_followed += 1
+    def _deliver_followed(self, turn: Turn) -> None:
+        if turn and self.subscribers:
+            self._fan_out(turn)
+        self.engine.metrics.events_followed += len(turn)
 
     async def _reload_and_resync(self, *, extra: int = 0) -> None:
         """Storage moved on in a way this copy cannot follow: reload, and a fresh sync for everyone.
@@ -246,8 +248,7 @@ class SharedGroupActor(GroupActor):
         """Catch up with what won the race: from the refusal itself when it says, else from storage."""
         missed = conflict.missed
         if conflict.stored_epoch == self.epoch and missed and missed[0].offset == self.offset + 1:
-            for stored in missed:
-                self._apply_followed(stored)
+            self._deliver_followed(Turn([self._apply_followed(stored) for stored in missed]))
         else:
             await self._check(0)
 

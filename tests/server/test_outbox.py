@@ -6,6 +6,7 @@ import trio
 
 from runtime.server.outbox import Outbox
 from runtime.server.waiter import Waiter
+from runtime.streams.events import Turn
 
 
 def test_outbox_marks_the_flusher_once_and_hands_back_in_order():
@@ -64,8 +65,27 @@ def test_deliver_many_is_deliver_for_each_and_tells_the_flusher_once():
     outbox = Outbox(10, lambda event: event, on_ready=lambda: marked.append(1))
     assert outbox.deliver_many([b"123", b"456"]) == 0
     assert marked == [1] and outbox.size == 6
-    assert outbox.deliver_many([b"78", b"9ab", b"c"]) == 2  # "9ab" crosses the bound: the backlog goes
+    # "9ab" crosses the bound: the backlog goes, "78" with it, so the whole turn counts as dropped
+    assert outbox.deliver_many([b"78", b"9ab", b"c"]) == 3
     assert outbox.overflowed and outbox.needs_resync and outbox.size == 0
     assert outbox.deliver_many([b"d"]) == 1  # dropping until the writer resyncs
     outbox.begin_resync()
     assert outbox.deliver_many([b"e"]) == 0 and outbox.take() == b"e"
+
+
+def test_a_turn_is_encoded_once_for_every_outbox_with_that_encoder():
+    calls = []
+
+    def encode(event):
+        calls.append(event)
+        return event.upper()
+
+    outboxes = [Outbox(100, encode) for _ in range(50)]
+    turn = Turn([b"ab", b"cd", b"ef"])
+    for outbox in outboxes:
+        assert outbox.deliver_many(turn) == 0
+    assert calls == [b"ab", b"cd", b"ef"]  # three encodings for fifty outboxes
+    assert {outbox.take() for outbox in outboxes} == {b"ABCDEF"}
+    other = Outbox(100, lambda event: event + b";")  # another encoder: its own block
+    other.deliver_many(turn)
+    assert other.take() == b"ab;cd;ef;"
