@@ -1,9 +1,9 @@
 """WebSocket fan-out: one group to 100, 1,000 and 5,000 subscribers, beside two broadcasters written in a few lines.
 
-    .venv/bin/python bench/fanout.py [--size BYTES] [--producers P] [--clients K] [--idle N]
+    .venv/bin/python bench/fanout.py [--size BYTES] [--producers P] [--clients K] [--idle N] [--load c|python]
                                      [--deliveries N] [--baseline-deliveries N] [--quart-deliveries N]
                                      [--subscribers 100,1000,5000] [--servers ...] [--idle-servers ...]
-                                     [--profile SUBS[:PRODUCERS]] [--sweep EVENTS_PER_S,...]
+                                     [--profile SUBS[:PRODUCERS][@EVENTS_PER_S]] [--sweep EVENTS_PER_S,...]
 
 Every figure crosses real sockets between processes on this machine:
 
@@ -32,10 +32,14 @@ Every figure crosses real sockets between processes on this machine:
   client on raw sockets — HTTP upgrade with a random key and its
   ``Sec-WebSocket-Accept`` checked, masked client frames (the join, pongs),
   unmasked server frames with 7-, 16- and 64-bit lengths, ``seq`` and ``t``
-  found with ``bytes.find`` in each frame. Connections are opened, upgraded
-  and joined concurrently on Trio; the measured phase is a plain epoll loop
-  with one ``recv()`` per readable socket (no task switch per read), so the
-  load is as cheap as it can be in Python: its CPU is in the table.
+  found in each frame. Connections are opened, upgraded and joined
+  concurrently on Trio; the measured phase is a plain epoll loop with one
+  ``recv()`` per readable socket, written in C (``bench/_fanout_recv.c``,
+  built with the system compiler on first use, loaded with ctypes): the same
+  loop in Python (``--load python``) needed a whole core at ~500k
+  deliveries/s, so on this 2-core machine it, not the server, set the
+  maximum rate and most of the latency. Latencies are counted in 10 µs
+  buckets. The load's CPU is in the table.
 
 A row: the load opens its subscriptions and waits until each has its
 initial ``sync`` (runtime: after its join frame) or ``ok`` (baselines:
@@ -79,11 +83,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
+import ctypes
 import gc
 import hashlib
 import itertools
 import logging
+import math
 import os
 import pstats
 import select
@@ -116,6 +123,10 @@ TARGET_P99_MS = 50.0  # at 70% of the maximum rate
 TARGET_RSS_KB = 20.0  # per idle connection
 STREAM = "bench"
 RECV_SIZE = 256 * 1024
+#: Latencies are counted in a histogram of 10 µs buckets (the last one, past 10 s, takes the rest):
+#: a few MB per load process however long the row, and nothing to allocate while it runs.
+LATENCY_BUCKET_NS = 10_000
+LATENCY_BUCKETS = 1 << 20
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SERVERS = ("trio-websocket", "quart", "runtime")
 LABELS = {
@@ -377,6 +388,14 @@ class Subscriber:
             self.others.append(frame[:200])
 
 
+class NativeResult(ctypes.Structure):
+    """``result_t`` of bench/_fanout_recv.c."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in (
+        "done", "last_ns", "received", "recvs", "resyncs", "resynced_subs", "skipped", "gaps", "repeats", "others",
+        "latencies")] + [("close_code", ctypes.c_int32), ("error", ctypes.c_int32), ("other", ctypes.c_char * 208)]
+
+
 class Client:
     """K subscribers: set up on Trio, then received by a plain epoll loop (see `run`)."""
 
@@ -386,6 +405,7 @@ class Client:
         self.runtime = args.group is not None
         self.subscribers = [Subscriber(self) for _ in range(args.subs)]
         self.latencies: list[int] = []
+        self.histogram: Any = None  # the C loop's latency counts (see `run`)
         self.ready_count = 0
         self.done_count = 0
         self.last_ns = 0
@@ -405,12 +425,14 @@ class Client:
         the load is as far from being the bottleneck as this machine allows (its
         CPU is reported)."""
         trio.run(self.open_all)
+        # allocated (and zeroed: every page touched) before the clock starts
+        self.histogram = (ctypes.c_uint32 * LATENCY_BUCKETS)() if self.args.load == "c" else None
         print("READY", flush=True)
         verify(sys.stdin.readline().strip() == "GO", "expected GO")
         if self.events:
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            self.receive()
-            self.report(time.process_time() - cpu0, time.perf_counter() - wall0)
+            counts = self.receive_native() if self.args.load == "c" else self.receive()
+            self.report(time.process_time() - cpu0, time.perf_counter() - wall0, counts)
         # Hold the connections open until the driver has read the server's CPU
         # time (or RSS): closing them is work the row must not include.
         sys.stdin.readline()
@@ -459,7 +481,7 @@ class Client:
                 if not data:
                     raise EOFError("the server closed the connection before it was ready")
 
-    def receive(self) -> None:
+    def receive(self) -> dict[str, Any]:
         subs = self.subscribers
         for sub in subs:
             sub.recvs = 0  # count the reads of the events only
@@ -488,18 +510,54 @@ class Client:
                         sub.sock.send(client_frame(0xA, sub.pongs.pop(0)))
         finally:
             poller.close()
-
-    def report(self, cpu: float, wall: float) -> None:
-        subs = self.subscribers
-        result = {
-            "subs": len(subs), "done": self.done_count, "last_ns": self.last_ns, "cpu_s": cpu, "wall_s": wall,
+        return {
             "received": sum(s.received for s in subs), "recvs": sum(s.recvs for s in subs),
             "resyncs": sum(s.resyncs for s in subs), "resynced_subs": sum(1 for s in subs if s.resyncs),
             "skipped": sum(s.skipped for s in subs), "gaps": sum(s.gaps for s in subs),
             "repeats": sum(s.repeats for s in subs),
             "others": [o.decode("latin-1") for s in subs for o in s.others][:5],
-            "others_count": sum(len(s.others) for s in subs), "latencies": self.latencies,
+            "others_count": sum(len(s.others) for s in subs), "latencies": len(self.latencies),
+            "histogram": sorted(collections.Counter(
+                min(LATENCY_BUCKETS - 1, max(0, latency) // LATENCY_BUCKET_NS) for latency in self.latencies).items()),
         }
+
+    def receive_native(self) -> dict[str, Any]:
+        """What `receive` does, in C (bench/_fanout_recv.c), for a load that costs the machine
+        little: the same checks, figures and ping answers; the counts come back summed."""
+        lib = load_helper("_native").load("_fanout_recv")
+        subs = self.subscribers
+        n = len(subs)
+        pending = [sub.pending for sub in subs]
+        histogram = self.histogram
+        result = NativeResult()
+        lib.fanout_receive.argtypes = [
+            ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_char_p),
+            ctypes.POINTER(ctypes.c_int64), ctypes.c_int64, ctypes.c_int, ctypes.c_double,
+            ctypes.POINTER(ctypes.c_uint32), ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(NativeResult),
+        ]
+        lib.fanout_receive(
+            n, (ctypes.c_int * n)(*(sub.sock.fileno() for sub in subs)), (ctypes.c_char_p * n)(*pending),
+            (ctypes.c_int64 * n)(*map(len, pending)), self.events, int(self.runtime), float(self.args.timeout),
+            histogram, LATENCY_BUCKETS, LATENCY_BUCKET_NS, ctypes.byref(result),
+        )
+        if result.error == -2:
+            code = f" ({result.close_code})" if result.close_code else ""
+            raise EOFError(f"the server closed a connection{code}")
+        verify(result.error != -3, "a masked frame from the server")
+        verify(result.error in (0, -1), f"receiving failed: {os.strerror(result.error)}")  # -1: timed out
+        self.done_count, self.last_ns = result.done, result.last_ns
+        return {
+            "received": result.received, "recvs": result.recvs, "resyncs": result.resyncs,
+            "resynced_subs": result.resynced_subs, "skipped": result.skipped, "gaps": result.gaps,
+            "repeats": result.repeats, "others_count": result.others,
+            "others": [result.other.decode("latin-1")] if result.others else [],
+            "latencies": result.latencies,
+            "histogram": [(bucket, count) for bucket, count in enumerate(histogram) if count],
+        }
+
+    def report(self, cpu: float, wall: float, counts: dict[str, Any]) -> None:
+        result = {"subs": len(self.subscribers), "done": self.done_count, "last_ns": self.last_ns, "cpu_s": cpu,
+                  "wall_s": wall, **counts}
         sys.stdout.buffer.write(b"RESULT " + orjson.dumps(result) + b"\n")
         sys.stdout.flush()
 
@@ -555,7 +613,7 @@ async def open_load(server: Server, subs: int, events: int, args: argparse.Names
         for share in shares:
             argv = [sys.executable, __file__, "--role", "client", "--url", server.subscribe, "--subs", str(share),
                     "--events", str(events), "--timeout", str(args.timeout),
-                    "--connect-concurrency", str(CONNECT_CONCURRENCY[server.kind])]
+                    "--connect-concurrency", str(CONNECT_CONCURRENCY[server.kind]), "--load", args.load]
             if group is not None:
                 argv += ["--group", group]
             process = await trio.lowlevel.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -672,14 +730,15 @@ async def run_row(server: Server, subs: int, events: int, args: argparse.Namespa
            f"{where}: {total['received']} received + {total['skipped']} skipped != {subs * events}")
     if not runtime:
         verify(total["resyncs"] == 0 and total["skipped"] == 0, f"{where}: the baseline skipped events")
-    latencies = sorted(lat for r in results for lat in r["latencies"])
-    verify(len(latencies) == total["received"], f"{where}: latencies and receipts disagree")
+    verify(sum(r["latencies"] for r in results) == total["received"], f"{where}: latencies and receipts disagree")
+    histogram: collections.Counter[int] = collections.Counter()
+    for r in results:
+        histogram.update(dict(r["histogram"]))
     elapsed = (max(r["last_ns"] for r in results) - start_ns) / 1e9
     return Row(
         server.kind, subs, events, producers=producers if runtime else None, rate=rate,
         received=total["received"], deliveries_per_s=total["received"] / elapsed, elapsed=elapsed,
-        p50=latencies[len(latencies) // 2] / 1e6,
-        p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6,
+        p50=percentile_ms(histogram, 0.50), p99=percentile_ms(histogram, 0.99),
         server_cpu=cpu1 - cpu0, server_busy=(cpu1 - cpu0) / window, others=max(0.0, others),
         server_waited=waited / window,
         client_cpu=max(r["cpu_s"] / r["wall_s"] for r in results), clients=clients,
@@ -689,6 +748,17 @@ async def run_row(server: Server, subs: int, events: int, args: argparse.Namespa
         gc_count=gc1["count"] - gc0["count"], gc_full=gc1["full"] - gc0["full"],
         gc_ms=1000 * (gc1["total_s"] - gc0["total_s"]), gc_max_ms=1000 * gc1["max_s"],
     )
+
+
+def percentile_ms(histogram: collections.Counter[int], fraction: float) -> float:
+    """The latency below which ``fraction`` of the receipts fall, in ms: the upper edge of its 10 µs bucket."""
+    rank = max(1, math.ceil(fraction * sum(histogram.values())))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return (bucket + 1) * LATENCY_BUCKET_NS / 1e6
+    return math.nan
 
 
 async def idle_rss(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -814,6 +884,13 @@ def print_table(rows: list[Row], paced: Row | None, rss: list[dict[str, Any]], a
 
 
 async def drive(args: argparse.Namespace) -> None:
+    if args.load == "c":
+        native = load_helper("_native")
+        try:
+            native.load("_fanout_recv")  # built once here, before the load processes need it
+        except native.NativeUnavailable as exc:
+            print(f"{exc}\nthe load receives in Python instead (--load python)", file=sys.stderr)
+            args.load = "python"
     counts = [int(c) for c in args.subscribers.split(",") if c]
     rows: list[Row] = []
     paced: Row | None = None
@@ -843,11 +920,15 @@ async def drive(args: argparse.Namespace) -> None:
                           flush=True)
                 return
             if args.profile:
-                subs, _, producers = args.profile.partition(":")
+                spec, _, rate = args.profile.partition("@")
+                subs, _, producers = spec.partition(":")
                 subs, producers = int(subs), int(producers or args.producers)
-                events = events_for("runtime" if producers > 1 else "baseline", subs, args)
+                if rate:  # paced, as a --sweep row
+                    events = max(20, int(float(rate) * args.paced_seconds))
+                else:
+                    events = events_for("runtime" if producers > 1 else "baseline", subs, args)
                 rows.append(await run_row(servers["runtime"], subs, events, args, next(ids), producers=producers,
-                                          profile=True))
+                                          rate=float(rate) if rate else None, profile=True))
                 await stop(servers["runtime"].process, signal.SIGTERM, wait=30)
             else:
                 for subs in counts:
@@ -887,7 +968,7 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=100, help="bytes of padding in each event's payload")
     parser.add_argument("--subscribers", default="100,1000,5000", help="subscriber counts, comma-separated")
     parser.add_argument("--servers", default=",".join(SERVERS), help="servers to run, comma-separated")
-    parser.add_argument("--deliveries", type=int, default=600_000,
+    parser.add_argument("--deliveries", type=int, default=3_000_000,
                         help="deliveries per max-rate runtime row (events = this / subscribers, at least 10)")
     parser.add_argument("--baseline-deliveries", type=int, default=100_000,
                         help="deliveries per trio-websocket row and 1-producer runtime row")
@@ -901,13 +982,16 @@ if __name__ == "__main__":
     parser.add_argument("--idle-servers", default="runtime,trio-websocket", help="servers whose RSS is measured")
     parser.add_argument("--timeout", type=float, default=60, help="seconds a row may take before it fails")
     parser.add_argument("--total-timeout", type=float, default=600, help="seconds the whole run may take")
-    parser.add_argument("--profile", metavar="SUBS[:PRODUCERS]", help="profile the runtime server in one row instead")
+    parser.add_argument("--profile", metavar="SUBS[:PRODUCERS][@EVENTS_PER_S]",
+                        help="profile the runtime server in one row instead (@: paced at that rate)")
     parser.add_argument("--profile-lines", type=int, default=30, help=argparse.SUPPRESS)
     parser.add_argument("--sweep", metavar="RATES",
                         help="instead: paced runtime rows at 1,000 subscribers at these events/s (comma-separated)")
     # the roles' own arguments
     parser.add_argument("--no-gc-freeze", action="store_true",
                         help="runtime server without gc_freeze (python -m runtime serve freezes start-up objects)")
+    parser.add_argument("--load", choices=["c", "python"], default="c",
+                        help="the load's receive loop: C (bench/_fanout_recv.c, the default) or Python")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--subs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
