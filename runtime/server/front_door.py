@@ -23,7 +23,8 @@ from werkzeug.datastructures import Headers
 
 from .auth import Subscription
 from .sse import SSE_HEADERS, cors_headers, subscription_target
-from .sse_direct import DirectSSE, Flusher
+from .flusher import Flusher
+from .sse_direct import DirectSSE
 from .sse_session import Refusal, admit
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class FrontDoor:
         settings = self.server.settings
         async with trio.open_nursery() as outer:
             await outer.start(self.worker.run)
-            outer.start_soon(self.flusher.run)
+            await outer.start(self.flusher.run)
             async with trio.open_nursery() as connections:
                 accepting = trio.CancelScope()
 

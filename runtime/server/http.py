@@ -142,7 +142,8 @@ class _SSEBody:
                     server.metrics.slow_consumer_closes += 1
                     raise StopAsyncIteration
                 server.metrics.resyncs += 1
-                outbox.begin_resync()
+                sub = self._subscription
+                outbox.begin_resync([(sub.stream_name, sub.group_id)])
                 await self._join(None)  # a fresh sync replaces the dropped backlog
             data = outbox.take()
             if data:

@@ -5,20 +5,24 @@ that falls behind loses its backlog and is brought back with a fresh sync
 (or closed), and the group never waits for it. Events are encoded by the
 transport's encoder, which caches the bytes on the event, so every
 subscriber of a group queues the same bytes. Queued writes are taken all
-at once, so a busy connection sends many frames per write.
+at once, so a busy connection sends many frames per write; a transport
+that frames each write (SSE's HTTP chunks) gives ``wrap``.
 
-Who writes it: the connection's own writer task (SSE), or — for WebSocket
-connections, given ``on_ready`` — the server's one flusher (`flusher.py`),
+Who writes it: the server's one flusher (`flusher.py`) for connections on a
+socket (``on_ready`` and ``fd`` given) — WebSocket and direct SSE alike —
 which writes whatever became ready since its last pass without waking a
-task per connection. The flusher hands an outbox back to its writer
-(`hand_back`) when the socket would block, and the writer returns it
-(`resume_flushing`) once drained, so a stalled reader never holds up
-the flusher and the writer only wakes for the connections that need it.
+task per connection (`flush`). The flusher hands an outbox back to its
+connection's writer task (`hand_back`) when the socket would block, and the
+writer returns it (`resume_flushing`) once drained, so a stalled reader never
+holds up the flusher and the writer only wakes for the connections that need
+it. Without a flusher (the ASGI SSE route, tests' memory streams) the writer
+writes everything.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import os
+from typing import Any, Callable, Iterable
 
 from ..streams.events import Event, Turn
 from .waiter import Waiter
@@ -42,8 +46,8 @@ class Outbox:
     """
 
     __slots__ = (
-        "limit", "_encode", "_on_overflow", "_on_ready", "_chunks", "_keep", "_unsent", "size", "overflowed",
-        "needs_resync", "closed", "flushing", "ready", "_waiter", "_metrics",
+        "limit", "_encode", "_wrap", "_on_overflow", "_on_ready", "_chunks", "_keep", "_unsent", "size", "overflowed",
+        "needs_resync", "_awaiting_sync", "closed", "flushing", "ready", "fd", "last_write", "_waiter", "_metrics",
     )
 
     def __init__(
@@ -53,27 +57,38 @@ class Outbox:
         *,
         metrics: Any = None,
         on_overflow: Callable[[], None] | None = None,
-        on_ready: Callable[[], None] | None = None,
+        on_ready: Callable[[Outbox], None] | None = None,
+        fd: int = -1,
+        wrap: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.limit = limit
         self._encode = encode
+        #: Frames each write (SSE: one HTTP chunk of everything taken at once).
+        self._wrap = wrap
         #: Called (synchronously, from the group actor) when the backlog is dropped.
         self._on_overflow = on_overflow
-        #: Called when frames are queued for the flusher and it was not told yet (see `ready`).
+        #: Called with this outbox when frames are queued for the flusher and it was not told yet
+        #: (see `ready`): the flusher's ``mark``.
         self._on_ready = on_ready
         self._chunks: list[bytes] = []
         self._keep: list[int] = []  # indices in _chunks of frames never dropped
-        #: Taken but not accepted by the socket; written first, never dropped,
+        #: Taken (and wrapped) but not accepted by the socket; written first, never dropped,
         #: outside the bound (like bytes in flight in a blocking send).
         self._unsent = b""
         self.size = 0
         self.overflowed = False
         self.needs_resync = False
+        #: During a resync: (stream, group) -> subscriptions of it whose fresh sync is not queued yet.
+        self._awaiting_sync: dict[tuple[str, str], int] = {}
         self.closed = False
         #: True while the flusher writes this outbox; False while the writer does.
         self.flushing = on_ready is not None
         #: The flusher was told (``on_ready``) and has not taken the frames yet.
         self.ready = False
+        #: The socket the flusher writes to (-1 once the connection is ending, see `detach`).
+        self.fd = fd
+        #: When the flusher or the writer last wrote (Trio clock): SSE heartbeats count from it.
+        self.last_write = 0.0
         self._waiter = Waiter()
         self._metrics = metrics
 
@@ -84,10 +99,14 @@ class Outbox:
         if self.closed:
             return False
         if initial:
+            if self._awaiting_sync:
+                self._synced(event)
             self._push(self._encode(event), droppable=False)
             return True
         if self.overflowed:
             return False
+        if self._awaiting_sync and (event.stream, event.group) in self._awaiting_sync:
+            return True  # before its group's fresh sync, which holds it: not sent, not a new drop
         block = self._encode(event)
         if self.size + len(block) > self.limit:
             self._overflow()
@@ -105,6 +124,8 @@ class Outbox:
         """
         if self.closed or self.overflowed:
             return len(events)
+        if self._awaiting_sync and (events[0].stream, events[0].group) in self._awaiting_sync:
+            return 0  # one group's turn, before that group's fresh sync (see `deliver`)
         if type(events) is Turn:
             block = events.encoded(self._encode)
         else:
@@ -134,10 +155,34 @@ class Outbox:
         if self._on_overflow is not None:
             self._on_overflow()
 
-    def begin_resync(self) -> None:
-        """The writer is about to re-join everything: accept events again."""
+    def begin_resync(self, groups: Iterable[tuple[str, str]] = ()) -> None:
+        """The writer is about to re-join its subscriptions, of ``groups`` ((stream, group), one per
+        subscription): accept events again, except a group's own until its fresh sync is queued.
+
+        Those come before the sync on the wire but are already part of it: sent,
+        they would show the client a gap with no sync before it. So each group's
+        events are left out until the group actor queues its sync (an initial
+        frame, in the join's turn), and flow from exactly there.
+        """
+        awaiting: dict[tuple[str, str], int] = {}
+        for key in groups:
+            awaiting[key] = awaiting.get(key, 0) + 1
+        self._awaiting_sync = awaiting
         self.needs_resync = False
         self.overflowed = False
+
+    def abandon_resync(self, stream: str, group: str) -> None:
+        """Re-joining one of ``group``'s subscriptions failed: stop holding its events back."""
+        self._awaiting_sync.pop((stream, group), None)
+
+    def _synced(self, event: Event) -> None:
+        key = (event.stream, event.group)
+        left = self._awaiting_sync.get(key)
+        if left is not None:
+            if left > 1:
+                self._awaiting_sync[key] = left - 1
+            else:
+                del self._awaiting_sync[key]
 
     def push_raw(self, data: bytes) -> None:
         """Queue bytes outside the bound and never dropped (control frames, hints, errors)."""
@@ -159,7 +204,7 @@ class Outbox:
             self._waiter.wake()
         elif not self.ready:
             self.ready = True
-            self._on_ready()  # type: ignore[misc]
+            self._on_ready(self)  # type: ignore[misc]
 
     @property
     def pending(self) -> bool:
@@ -167,25 +212,52 @@ class Outbox:
         return bool(self._chunks or self._unsent)
 
     def take(self) -> bytes:
-        """Everything queued (after what the socket did not accept), as one write."""
+        """Everything queued, as one write: what the socket did not take last time, then the
+        queued frames (wrapped, when the transport frames its writes)."""
         chunks = self._chunks
-        unsent = self._unsent
-        if not chunks:
-            if unsent:
-                self._unsent = b""
-            return unsent
-        if len(chunks) == 1 and not unsent:
-            data = chunks[0]
+        if chunks:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = []
+            if self._keep:
+                self._keep = []
+            self.size = 0
+            if self._wrap is not None:
+                data = self._wrap(data)
         else:
-            if unsent:
-                chunks.insert(0, unsent)
-                self._unsent = b""
-            data = b"".join(chunks)
-        self._chunks = []
-        if self._keep:
-            self._keep = []
-        self.size = 0
+            data = b""
+        if self._unsent:
+            data = self._unsent + data
+            self._unsent = b""
         return data
+
+    def flush(self, now: float) -> None:
+        """The flusher's pass: write what is queued without waiting; the rest goes to the writer.
+
+        The socket is non-blocking (Trio keeps it so), so the write returns at
+        once with all, part or nothing taken. What is left — the socket buffer
+        is full, or the peer went away — is handed back to the connection's
+        writer, whose ``send_all`` waits for the socket or meets the error and
+        ends the connection as usual.
+        """
+        self.ready = False
+        if not self.flushing:
+            return  # handed back: the writer writes it
+        data = self.take()
+        if not data:
+            return
+        try:
+            sent = os.write(self.fd, data)
+        except OSError:  # BlockingIOError, InterruptedError, or the peer went away
+            sent = 0
+        if sent:
+            self.last_write = now
+        if sent < len(data):
+            self.hand_back(data[sent:] if sent else data)
+
+    def detach(self) -> None:
+        """The connection is ending: the flusher never writes to it again (its descriptor may be reused)."""
+        self.flushing = False
+        self.fd = -1
 
     def take_unsent(self) -> bytes:
         """Only the part of a frame the socket did not take (to write before a last close frame)."""
@@ -200,7 +272,7 @@ class Outbox:
 
     def resume_flushing(self) -> bool:
         """The writer drained everything: the flusher writes again. False if there is more to write."""
-        if self._on_ready is None or self.pending or self.closed:
+        if self._on_ready is None or self.fd < 0 or self.pending or self.closed:
             return False
         self.flushing = True
         self.ready = False

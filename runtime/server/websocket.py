@@ -35,7 +35,7 @@ from actors import ActorStopped
 
 from ..errors import StreamNotFound
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
-from .flusher import Flusher, write_nonblocking
+from .flusher import Flusher
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
@@ -77,7 +77,8 @@ class Connection:
             flusher = None
         self.outbox = Outbox(
             server.settings.outbox_limit, event_frame, metrics=server.metrics, on_overflow=self._overflowed,
-            on_ready=None if flusher is None else (lambda: flusher.mark(self)),
+            on_ready=None if flusher is None else flusher.mark,
+            fd=-1 if flusher is None else stream.socket.fileno(),
         )
         self._slow = False
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
@@ -106,7 +107,7 @@ class Connection:
                         # the client said goodbye: flush what is queued, then stop
                         self.outbox.close()
             finally:
-                self.outbox.flushing = False  # the flusher never writes to a connection that is ending
+                self.outbox.detach()  # the flusher never writes to a connection that is ending
                 server.connections.discard(self)
                 server.metrics.connections["websocket"] -= 1
                 with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
@@ -243,18 +244,6 @@ class Connection:
             self.ws.receive_data(data)
             pending = self.ws.events()
 
-    def flush(self) -> None:
-        """The flusher's pass: write what is queued without waiting; the rest goes to the writer."""
-        outbox = self.outbox
-        outbox.ready = False
-        if not outbox.flushing:
-            return  # handed back: the writer writes it
-        data = outbox.take()
-        if data:
-            sent = write_nonblocking(self.stream.socket, data)
-            if sent < len(data):
-                outbox.hand_back(data[sent:] if sent else data)
-
     async def _writer(self, connection_scope: trio.CancelScope) -> None:
         """Writes only what the flusher handed back, resyncs, and the final flush."""
         outbox = self.outbox
@@ -263,7 +252,6 @@ class Connection:
             if self._slow:
                 await trio.sleep_forever()  # the close policy already cancelled this connection
             if outbox.needs_resync and not outbox.closed:
-                outbox.begin_resync()
                 await self._resync()
             if outbox.flushing and not outbox.closed:
                 continue  # woken for the resync only: the flusher writes the frames
@@ -354,11 +342,14 @@ class Connection:
         """Dropped backlog: a fresh sync for every subscription, in order."""
         self.server.metrics.resyncs += 1
         engine = self.server.app.engine
-        for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+        subscriptions = list(self.subscriptions.items())
+        self.outbox.begin_resync((stream, group) for _, (stream, group, _) in subscriptions)
+        for subscription_id, (stream, group, item_id) in subscriptions:
             try:
                 await engine.join(self.outbox, stream, group, subscription_id=subscription_id, item_id=item_id)
             except Exception as exc:  # noqa: BLE001
                 logger.error("resync of %s/%s failed: %r", stream, group, exc)
+                self.outbox.abandon_resync(stream, group)
             if self.subscriptions.get(subscription_id) != (stream, group, item_id):
                 # left (or replaced) while we re-joined: undo the registration we just made
                 await engine.leave(self.outbox, stream, group, subscription_id)

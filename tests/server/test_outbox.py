@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+
 import trio
 
 from runtime.server.outbox import Outbox
 from runtime.server.waiter import Waiter
-from runtime.streams.events import Turn
+from runtime.streams.events import Event, Turn
 
 
 def test_outbox_marks_the_flusher_once_and_hands_back_in_order():
     marked = []
-    outbox = Outbox(1000, lambda event: event, on_ready=lambda: marked.append(1))
+    outbox = Outbox(1000, lambda event: event, on_ready=lambda outbox: marked.append(1), fd=99)  # never written
     outbox.push_raw(b"a")
     outbox.push_raw(b"b")
     assert marked == [1] and outbox.flushing and outbox.ready
@@ -30,8 +32,32 @@ def test_outbox_marks_the_flusher_once_and_hands_back_in_order():
     assert marked == [1, 1]
 
 
+def test_flush_writes_everything_queued_in_one_wrapped_write_and_hands_back_what_the_socket_refuses():
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    with ours, theirs:
+        marked = []
+        outbox = Outbox(1 << 20, lambda event: event, on_ready=marked.append, fd=ours.fileno(),
+                        wrap=lambda data: b"<" + data + b">")
+        outbox.push_raw(b"a")
+        outbox.deliver_many(Turn([b"b", b"c"]))
+        assert marked == [outbox]
+        outbox.flush(now=5.0)
+        assert theirs.recv(100) == b"<abc>" and outbox.last_write == 5.0 and not outbox.ready
+        # a reader that stops: the socket takes part of a write, the rest goes to the writer
+        big = b"x" * 100_000
+        while outbox.flushing:
+            outbox.deliver(big)
+            outbox.flush(now=6.0)
+        assert outbox.pending and not outbox.ready
+        outbox.push_raw(b"late")  # the writer's now: the flusher is not told again
+        assert marked == [outbox] * len(marked) and outbox.take().endswith(b"<late>")
+        outbox.detach()
+        assert not outbox.resume_flushing()  # never back to the flusher once detached
+
+
 def test_outbox_overflow_keeps_control_frames_and_the_unsent_part():
-    outbox = Outbox(10, lambda event: event, on_ready=lambda: None)
+    outbox = Outbox(10, lambda event: event, on_ready=lambda outbox: None)
     outbox.hand_back(b"partial")
     outbox.push_raw(b"P")
     assert outbox.deliver(b"12345")
@@ -62,7 +88,7 @@ async def test_waiter_parks_one_task_and_cancellation_unparks_it(autojump_clock)
 
 def test_deliver_many_is_deliver_for_each_and_tells_the_flusher_once():
     marked = []
-    outbox = Outbox(10, lambda event: event, on_ready=lambda: marked.append(1))
+    outbox = Outbox(10, lambda event: event, on_ready=lambda outbox: marked.append(1))
     assert outbox.deliver_many([b"123", b"456"]) == 0
     assert marked == [1] and outbox.size == 6
     # "9ab" crosses the bound: the backlog goes, "78" with it, so the whole turn counts as dropped
@@ -89,3 +115,35 @@ def test_a_turn_is_encoded_once_for_every_outbox_with_that_encoder():
     other = Outbox(100, lambda event: event + b";")  # another encoder: its own block
     other.deliver_many(turn)
     assert other.take() == b"ab;cd;ef;"
+
+
+def _event(group: str, type_: str, offset: int) -> Event:
+    return Event(stream="s", group=group, item_id="x", type=type_, data=None, timestamp=offset, epoch="e",
+                 offset=offset)
+
+
+def test_after_an_overflow_each_groups_events_flow_again_from_its_fresh_sync():
+    outbox = Outbox(30, lambda e: f"{e.group}:{e.type}:{e.offset};".encode())
+    assert outbox.deliver(_event("a", "update", 1)) and outbox.deliver(_event("b", "update", 1))
+    assert not outbox.deliver(_event("a", "update", 2))  # over the bound: the backlog goes
+    assert outbox.needs_resync and outbox.take() == b""
+    outbox.begin_resync([("s", "a"), ("s", "b")])  # the writer re-joins both groups
+    # committed before each group's join turn: already in its sync, so never sent before it
+    assert outbox.deliver(_event("a", "update", 3)) and outbox.deliver(_event("b", "update", 3))
+    assert outbox.deliver(_event("a", "sync", 3), initial=True)
+    assert outbox.deliver(_event("a", "update", 4))  # after a's sync: sent
+    assert outbox.deliver_many(Turn([_event("b", "update", 4), _event("b", "update", 5)])) == 0  # b: still held
+    assert outbox.take() == b"a:sync:3;a:update:4;"
+    assert outbox.deliver(_event("b", "sync", 5), initial=True)
+    assert outbox.deliver(_event("b", "update", 6))
+    assert outbox.take() == b"b:sync:5;b:update:6;"
+    assert not outbox.overflowed and not outbox.needs_resync
+
+
+def test_a_failed_rejoin_stops_holding_that_groups_events_back():
+    outbox = Outbox(1000, lambda e: f"{e.group}:{e.offset};".encode())
+    outbox.begin_resync([("s", "a")])
+    assert outbox.deliver(_event("a", "update", 1)) and outbox.take() == b""
+    outbox.abandon_resync("s", "a")
+    outbox.deliver(_event("a", "update", 2))
+    assert outbox.take() == b"a:2;"

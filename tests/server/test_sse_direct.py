@@ -128,6 +128,39 @@ async def test_a_client_that_stops_reading_is_closed_at_once_under_the_close_pol
         assert (await app.engine.group_stats("feed", "big"))["subscribers"] == 0
 
 
+async def test_a_resync_under_concurrent_writes_shows_no_gap_before_the_fresh_sync():
+    """The direct path's resync: writes committed while the subscriber re-joins are in its fresh
+    sync and never sent ahead of it (ids stay contiguous between syncs)."""
+    app = make_app()
+    feed = app.stream("feed")
+    async with running(app, outbox_limit=32 * 1024) as (url, server), trio.open_nursery() as nursery:
+        stop = trio.Event()
+
+        async def write(k: int) -> None:
+            i = 0
+            while not stop.is_set():
+                await feed.set("busy", f"k{k}", {"blob": "x" * 2048, "i": i})
+                i += 1
+
+        async with client(url) as c, c.stream("GET", "/streams/feed/busy") as response:
+            for k in range(4):
+                nursery.start_soon(write, k)
+            with trio.fail_after(10):
+                while server.metrics.slow_consumer_drops == 0:  # not reading: the socket and outbox fill
+                    await trio.sleep(0.01)
+            reader, last, syncs = SSEReader(response), None, 0
+            with trio.fail_after(30):
+                while syncs < 4 or server.metrics.resyncs < 2:
+                    event = await reader.next_event()
+                    offset = int(event["id"].rsplit(":", 1)[1])
+                    if event["event"] == "sync":
+                        last, syncs = offset, syncs + 1
+                    else:
+                        assert last is not None and offset == last + 1, (last, offset)
+                        last = offset
+            stop.set()
+
+
 async def test_heartbeats_and_a_clean_end_at_shutdown():
     app = make_app()
     async with running(app, sse_heartbeat=0.2) as (url, server):

@@ -182,6 +182,41 @@ async def test_a_slow_consumer_is_resynced_or_closed_and_never_blocks_the_group(
                     assert metrics.resyncs >= 1
 
 
+async def test_writes_during_a_resync_never_reach_the_consumer_before_its_fresh_sync():
+    """A slow consumer's re-join races the group's writers: what they commit before the join's
+    turn is in the fresh sync, so none of it may be sent ahead of the sync — the client would
+    see an offset gap with no sync to explain it."""
+    app = make_app(storage="memory")
+    todos = app.stream("todos")
+    async with running_ws(app, outbox_limit=32 * 1024) as listening:
+        metrics = listening.server.metrics
+        async with open_websocket_url(listening.stream_url) as slow, trio.open_nursery() as nursery:
+            await slow.send_message(join("s", group="busy"))
+            stop = trio.Event()
+
+            async def write(k: int) -> None:
+                i = 0
+                while not stop.is_set():
+                    await todos.set("busy", f"k{k}", {"blob": "x" * 2048, "i": i})
+                    i += 1
+
+            for k in range(4):  # the group's mailbox always holds writes when a join arrives
+                nursery.start_soon(write, k)
+            with trio.fail_after(10):
+                while metrics.slow_consumer_drops == 0:  # the slow client has read nothing yet
+                    await trio.sleep(0.01)
+            last, syncs = None, 0
+            with trio.fail_after(30):
+                while syncs < 4 or metrics.resyncs < 2:  # the initial sync, then resyncs under writes
+                    frame = await receive(slow)
+                    if frame["event"]["type"] == "sync":
+                        last, syncs = frame["offset"], syncs + 1
+                    else:
+                        assert last is not None and frame["offset"] == last + 1, (last, frame["offset"])
+                        last = frame["offset"]
+            stop.set()
+
+
 async def test_200_abrupt_disconnects_leave_nothing_behind():
     left.clear()
     app = make_app()
