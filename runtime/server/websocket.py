@@ -64,6 +64,19 @@ CLOSE_SLOW = 4008
 _NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError, LocalProtocolError)
 
 
+def _bytes_after_request(ws: WSConnection) -> bytes:
+    """What the client sent after its upgrade request, in the reads that carried the request.
+
+    A client that sends its first frames without waiting for the 101 (RFC 6455
+    says it must wait; some do not, and TCP may deliver both in one read) would
+    otherwise lose them silently: wsproto's server handshake starts the frame
+    parser without the bytes h11 read past the request
+    (tests/server/test_websocket.py pins this, should wsproto change).
+    """
+    h11_connection = getattr(ws.handshake, "_h11_connection", None)
+    return h11_connection.trailing_data[0] if h11_connection is not None else b""
+
+
 class Connection:
     """One client: its subscriptions, its outbox, its tasks."""
 
@@ -198,7 +211,12 @@ class Connection:
         # Keep only the frame protocol: the handshake machinery (h11 and its
         # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
         self._early_events = list(self.ws.events())
-        self.ws = self.ws.connection  # type: ignore[assignment]
+        connection = self.ws.connection
+        early = _bytes_after_request(self.ws)
+        if early:
+            connection.receive_data(early)
+            self._early_events += connection.events()
+        self.ws = connection  # type: ignore[assignment]
         return True
 
     async def _reject(self, status: int, code: str, message: str) -> None:

@@ -217,6 +217,28 @@ async def test_writes_during_a_resync_never_reach_the_consumer_before_its_fresh_
             stop.set()
 
 
+async def test_a_join_sent_with_the_upgrade_request_is_answered():
+    """A client that does not wait for the 101 (its join in the same write as the request) is
+    served, not silently ignored."""
+    app = make_app()
+    async with running_ws(app) as listening:
+        host, port = listening.stream_url.removeprefix("ws://").split(":")
+        sock = trio.socket.socket()
+        await sock.connect((host, int(port)))
+        payload = join("early", group="g").encode()
+        frame = bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload  # masked with a zero key
+        await sock.send(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + frame)
+        data = b""
+        with trio.fail_after(5):
+            while b'"sync"' not in data:
+                chunk = await sock.recv(65536)
+                assert chunk, data
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 101") and b'"groupId":"g"' in data
+        sock.close()
+
+
 async def test_200_abrupt_disconnects_leave_nothing_behind():
     left.clear()
     app = make_app()
