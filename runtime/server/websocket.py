@@ -36,6 +36,7 @@ from actors import ActorStopped
 from ..errors import StreamNotFound
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
 from .flusher import Flusher
+from .heartbeat import Heartbeat
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
@@ -53,8 +54,6 @@ logger = logging.getLogger("runtime.server")
 
 MAX_SUBSCRIPTIONS = 1000
 HANDSHAKE_TIMEOUT = 10.0
-PING_INTERVAL = 25.0
-PONG_TIMEOUT = 20.0
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_SLOW = 4008
@@ -97,7 +96,10 @@ class Connection:
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
         self.auth_context: Any = None
         self._early_events: list[Any] = []
-        self._pong = trio.Event()
+        #: Heartbeat bookkeeping (heartbeat.py): pings sent, and the last one a pong answered.
+        self.pings_sent = 0
+        self.pings_answered = 0
+        self._open = False
         self._cancel: trio.CancelScope | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -110,17 +112,19 @@ class Connection:
             if handshake.cancelled_caught or not accepted:
                 return
             server.connections.add(self)
+            self._open = True
+            server.heartbeat.watch(self)
             server.metrics.connections["websocket"] += 1
             try:
                 with trio.CancelScope() as self._cancel:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, nursery.cancel_scope)
-                        nursery.start_soon(self._pinger)
                         await self._reader()
                         # the client said goodbye: flush what is queued, then stop
                         self.outbox.close()
             finally:
                 self.outbox.detach()  # the flusher never writes to a connection that is ending
+                self._open = False
                 server.connections.discard(self)
                 server.metrics.connections["websocket"] -= 1
                 with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
@@ -249,7 +253,7 @@ class Connection:
                 elif isinstance(event, Ping):
                     self.outbox.push_raw(self.ws.send(event.response()))
                 elif isinstance(event, Pong):
-                    self._pong.set()
+                    self.server.heartbeat.answered(self)
                 elif isinstance(event, CloseConnection):
                     try:
                         self.outbox.push_raw(self.ws.send(event.response()))
@@ -284,17 +288,17 @@ class Connection:
             else:
                 outbox.resume_flushing()
 
-    async def _pinger(self) -> None:
-        while True:
-            await trio.sleep(PING_INTERVAL)
-            self._pong = trio.Event()
-            self.outbox.push_raw(ping_frame(b"hb"))
-            with trio.move_on_after(PONG_TIMEOUT) as waited:
-                await self._pong.wait()
-            if waited.cancelled_caught:
-                logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
-                self.close(CLOSE_GOING_AWAY, "ping timeout")
-                return
+    # -- heartbeat (called by the server's `Heartbeat`) -----------------------------
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def ping(self) -> None:
+        self.outbox.push_raw(ping_frame(b"hb"))
+
+    def timed_out(self) -> None:
+        self.close(CLOSE_GOING_AWAY, "ping timeout")
 
     # -- protocol -------------------------------------------------------------------
 
@@ -383,11 +387,14 @@ class WebSocketServer:
         self.connections: set[Connection] = set()
         #: Writes every connection's frames (see flusher.py); runs in `serve`'s nursery.
         self.flusher: Flusher | None = Flusher()
+        #: Pings every connection and closes the silent ones; runs in `serve`'s nursery.
+        self.heartbeat = Heartbeat()
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             if self.flusher is not None:
                 await nursery.start(self.flusher.run)
+            await nursery.start(self.heartbeat.run)
             listeners = await nursery.start(
                 lambda task_status: trio.serve_tcp(
                     self._handle, self.settings.stream_port, host=self.settings.host,

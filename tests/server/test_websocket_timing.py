@@ -7,12 +7,21 @@ from contextlib import asynccontextmanager
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Ping, Request
+from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request
 
 from runtime import App, Stream
 from runtime.server.metrics import ServerMetrics
 from runtime.server.settings import ServerSettings
-from runtime.server.websocket import PING_INTERVAL, PONG_TIMEOUT, Connection, WebSocketServer
+from runtime.server.heartbeat import PING_INTERVAL, PONG_TIMEOUT
+from runtime.server.websocket import Connection, WebSocketServer
+
+
+async def _connect(nursery, server):
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(Connection(server, server_stream).run)
+    client = WSConnection(ConnectionType.CLIENT)
+    await client_stream.send_all(client.send(Request(host="test", target="/")))
+    return client_stream, client
 
 
 @asynccontextmanager
@@ -21,10 +30,8 @@ async def connected():
     app = App(streams=[Stream("s")])
     async with app, trio.open_nursery() as nursery:
         server = WebSocketServer(app, ServerSettings(), ServerMetrics())
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(Connection(server, server_stream).run)
-        client = WSConnection(ConnectionType.CLIENT)
-        await client_stream.send_all(client.send(Request(host="test", target="/")))
+        await nursery.start(server.heartbeat.run)  # as `serve` does: one task pings every connection
+        client_stream, client = await _connect(nursery, server)
         yield nursery, server, client_stream, client
 
 
@@ -68,4 +75,54 @@ async def test_answered_pings_keep_the_connection(autojump_clock):
                     break
             assert not isinstance(event, CloseConnection)
         assert trio.current_time() >= 4 * PING_INTERVAL and len(server.connections) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_heartbeat_task_keeps_the_answering_connection_and_closes_the_silent_one(autojump_clock):
+    async with connected() as (nursery, server, silent_stream, silent):
+        await trio.sleep(10)  # the second connection opens later: its pings keep their own schedule
+        start = trio.current_time()
+        answering_stream, answering = await _connect(nursery, server)
+        pings = []
+
+        async def answer() -> None:
+            async for event in _client_events(answering_stream, answering):
+                if isinstance(event, Ping):
+                    pings.append(round(trio.current_time() - start, 3))
+                    await trio.sleep(3)  # a slow but timely answer: the next ping is 25 s after it
+                    await answering_stream.send_all(answering.send(event.response()))
+                assert not isinstance(event, CloseConnection)
+
+        nursery.start_soon(answer)
+        closed_at = None
+        async for event in _client_events(silent_stream, silent):
+            if isinstance(event, CloseConnection):
+                closed_at = trio.current_time()
+                break
+        assert closed_at == start - 10 + PING_INTERVAL + PONG_TIMEOUT and event.code == 1001
+        with trio.fail_after(200):
+            while len(pings) < 4:
+                await trio.sleep(1)
+        assert pings == [PING_INTERVAL + k * (3 + PING_INTERVAL) for k in range(4)] and len(server.connections) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_unasked_pongs_do_not_make_the_server_ping_sooner(autojump_clock):
+    async with connected() as (nursery, server, client_stream, client):
+        start = trio.current_time()
+        events = _client_events(client_stream, client)
+        async for event in events:
+            if isinstance(event, AcceptConnection):
+                break
+        for _ in range(50):
+            await client_stream.send_all(client.send(Pong(b"unasked")))
+            await trio.sleep(0.1)
+        pings = []
+        async for event in events:
+            if isinstance(event, Ping):
+                pings.append(round(trio.current_time() - start, 3))  # not answered
+            elif isinstance(event, CloseConnection):
+                break
+        assert pings == [PING_INTERVAL]  # one ping, then the close: the unasked pongs answered nothing
+        assert round(trio.current_time() - start, 3) == PING_INTERVAL + PONG_TIMEOUT
         nursery.cancel_scope.cancel()

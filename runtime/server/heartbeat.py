@@ -1,0 +1,89 @@
+"""Pings for every WebSocket connection, from one task.
+
+A task per connection that sleeps 25 s, pings, and waits 20 s for the pong
+is ~30 objects and a timer per idle connection, and every one of them is
+scanned by each full garbage collection (with thousands of connections, the
+longest pauses the server had). Here the server keeps one heap of due
+times: a connection's next ping, PING_INTERVAL after it opened or after its
+last answered ping; and the deadline of the ping it was sent, PONG_TIMEOUT
+later. One task sleeps until the earliest and does what is due.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+from typing import Protocol
+
+import trio
+
+__all__ = ["Heartbeat", "PING_INTERVAL", "PONG_TIMEOUT"]
+
+logger = logging.getLogger("runtime.server")
+
+PING_INTERVAL = 25.0
+PONG_TIMEOUT = 20.0
+
+_PING = 0  # the kind of a due entry: send a ping (or, > 0, the deadline of ping number n)
+
+
+class Pingable(Protocol):
+    #: Pings sent so far, and the number of the last one a pong answered.
+    pings_sent: int
+    pings_answered: int
+
+    @property
+    def open(self) -> bool: ...
+
+    def ping(self) -> None:
+        """Queue a ping frame."""
+
+    def timed_out(self) -> None:
+        """No pong within PONG_TIMEOUT: close."""
+
+
+class Heartbeat:
+    """The due pings and pong deadlines of every connection, served by one task (`run`)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, int, Pingable]] = []  # (when, tie-break, kind, connection)
+        self._order = itertools.count()
+        self._sleep: trio.CancelScope | None = None
+
+    def watch(self, connection: Pingable) -> None:
+        """A new connection: its first ping is due PING_INTERVAL from now."""
+        self._at(trio.current_time() + PING_INTERVAL, _PING, connection)
+
+    def answered(self, connection: Pingable) -> None:
+        """A pong came: if it answers the ping in flight, the next one is due PING_INTERVAL from now.
+        (Unasked pongs change nothing, so a client cannot make the server ping faster.)"""
+        if connection.pings_answered < connection.pings_sent:
+            connection.pings_answered = connection.pings_sent
+            self._at(trio.current_time() + PING_INTERVAL, _PING, connection)
+
+    def _at(self, when: float, kind: int, connection: Pingable) -> None:
+        heapq.heappush(self._due, (when, next(self._order), kind, connection))
+        if self._sleep is not None and when < self._sleep.deadline:
+            self._sleep.deadline = when
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        due = self._due
+        while True:
+            with trio.CancelScope(deadline=due[0][0] if due else math.inf) as self._sleep:
+                await trio.sleep_forever()
+            self._sleep = None
+            now = trio.current_time()
+            while due and due[0][0] <= now:
+                _, _, kind, connection = heapq.heappop(due)
+                if not connection.open:
+                    continue  # gone: its entries just drain away
+                if kind == _PING:
+                    connection.pings_sent += 1
+                    connection.ping()
+                    self._at(now + PONG_TIMEOUT, connection.pings_sent, connection)
+                elif connection.pings_answered < kind:
+                    logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
+                    connection.timed_out()
