@@ -123,3 +123,12 @@ async def running_ws(app: App, **settings: Any) -> AsyncIterator[Any]:
             yield listening
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def keep_writing(stream: Any, group: str, key: str, stop: trio.Event) -> None:
+    """Set ``key`` of ``group`` (a 2 KB blob and a counter) again and again until ``stop``: several
+    of these keep a group's mailbox full, so a join always queues behind writes."""
+    i = 0
+    while not stop.is_set():
+        await stream.set(group, key, {"blob": "x" * 2048, "i": i})
+        i += 1

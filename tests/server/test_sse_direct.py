@@ -13,7 +13,7 @@ import trio
 
 from runtime import App, Stream
 
-from .conftest import TODO_STREAM, SSEReader, client, running, serve_process
+from .conftest import TODO_STREAM, SSEReader, client, keep_writing, running, serve_process
 
 
 def make_app() -> App:
@@ -135,16 +135,9 @@ async def test_a_resync_under_concurrent_writes_shows_no_gap_before_the_fresh_sy
     feed = app.stream("feed")
     async with running(app, outbox_limit=32 * 1024) as (url, server), trio.open_nursery() as nursery:
         stop = trio.Event()
-
-        async def write(k: int) -> None:
-            i = 0
-            while not stop.is_set():
-                await feed.set("busy", f"k{k}", {"blob": "x" * 2048, "i": i})
-                i += 1
-
         async with client(url) as c, c.stream("GET", "/streams/feed/busy") as response:
             for k in range(4):
-                nursery.start_soon(write, k)
+                nursery.start_soon(keep_writing, feed, "busy", f"k{k}", stop)
             with trio.fail_after(10):
                 while server.metrics.slow_consumer_drops == 0:  # not reading: the socket and outbox fill
                     await trio.sleep(0.01)

@@ -11,7 +11,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 
 from runtime import App, HistoryPolicy, Stream, StreamConfig, Unauthorized
 
-from .conftest import running_ws
+from .conftest import keep_writing, running_ws
 
 left: list = []
 
@@ -193,15 +193,8 @@ async def test_writes_during_a_resync_never_reach_the_consumer_before_its_fresh_
         async with open_websocket_url(listening.stream_url) as slow, trio.open_nursery() as nursery:
             await slow.send_message(join("s", group="busy"))
             stop = trio.Event()
-
-            async def write(k: int) -> None:
-                i = 0
-                while not stop.is_set():
-                    await todos.set("busy", f"k{k}", {"blob": "x" * 2048, "i": i})
-                    i += 1
-
             for k in range(4):  # the group's mailbox always holds writes when a join arrives
-                nursery.start_soon(write, k)
+                nursery.start_soon(keep_writing, todos, "busy", f"k{k}", stop)
             with trio.fail_after(10):
                 while metrics.slow_consumer_drops == 0:  # the slow client has read nothing yet
                     await trio.sleep(0.01)
