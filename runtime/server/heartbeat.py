@@ -6,7 +6,9 @@ scanned by each full garbage collection (with thousands of connections, the
 longest pauses the server had). Here the server keeps one heap of due
 times: a connection's next ping, PING_INTERVAL after it opened or after its
 last answered ping; and the deadline of the ping it was sent, PONG_TIMEOUT
-later. One task sleeps until the earliest and does what is due.
+later. One task sleeps until the earliest and does what is due. Entries
+hold connections weakly, so a closed connection is not kept alive by its
+pending entries (under churn that would be up to PING_INTERVAL of them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import heapq
 import itertools
 import logging
 import math
+import weakref
 from typing import Protocol
 
 import trio
@@ -48,7 +51,8 @@ class Heartbeat:
     """The due pings and pong deadlines of every connection, served by one task (`run`)."""
 
     def __init__(self) -> None:
-        self._due: list[tuple[float, int, int, Pingable]] = []  # (when, tie-break, kind, connection)
+        #: (when, tie-break, kind, connection): a heap
+        self._due: list[tuple[float, int, int, weakref.ref[Pingable]]] = []
         self._order = itertools.count()
         self._sleep: trio.CancelScope | None = None
 
@@ -64,7 +68,7 @@ class Heartbeat:
             self._at(trio.current_time() + PING_INTERVAL, _PING, connection)
 
     def _at(self, when: float, kind: int, connection: Pingable) -> None:
-        heapq.heappush(self._due, (when, next(self._order), kind, connection))
+        heapq.heappush(self._due, (when, next(self._order), kind, weakref.ref(connection)))
         if self._sleep is not None and when < self._sleep.deadline:
             self._sleep.deadline = when
 
@@ -77,13 +81,20 @@ class Heartbeat:
             self._sleep = None
             now = trio.current_time()
             while due and due[0][0] <= now:
-                _, _, kind, connection = heapq.heappop(due)
-                if not connection.open:
+                _, _, kind, ref = heapq.heappop(due)
+                connection = ref()
+                if connection is None or not connection.open:
                     continue  # gone: its entries just drain away
-                if kind == _PING:
-                    connection.pings_sent += 1
-                    connection.ping()
-                    self._at(now + PONG_TIMEOUT, connection.pings_sent, connection)
-                elif connection.pings_answered < kind:
-                    logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
-                    connection.timed_out()
+                try:
+                    self._due_now(connection, kind, now)
+                except Exception:  # noqa: BLE001 - one broken connection must not stop the others' pings
+                    logger.exception("heartbeat of %r failed", connection)
+
+    def _due_now(self, connection: Pingable, kind: int, now: float) -> None:
+        if kind == _PING:
+            connection.pings_sent += 1
+            connection.ping()
+            self._at(now + PONG_TIMEOUT, connection.pings_sent, connection)
+        elif connection.pings_answered < kind:
+            logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
+            connection.timed_out()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 import trio
@@ -125,4 +126,21 @@ async def test_unasked_pongs_do_not_make_the_server_ping_sooner(autojump_clock):
                 break
         assert pings == [PING_INTERVAL]  # one ping, then the close: the unasked pongs answered nothing
         assert round(trio.current_time() - start, 3) == PING_INTERVAL + PONG_TIMEOUT
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_gone_before_its_ping_is_not_kept_alive_by_the_heartbeat(autojump_clock):
+    async with connected() as (nursery, server, client_stream, client):
+        async for event in _client_events(client_stream, client):
+            if isinstance(event, AcceptConnection):
+                break
+        await client_stream.aclose()  # the network drops it; its first ping is still due at 25 s
+        with trio.fail_after(1):
+            while server.connections:
+                await trio.sleep(0.01)
+        gc.collect()
+        pending = server.heartbeat._due
+        assert pending and all(ref() is None for *_, ref in pending)
+        await trio.sleep(PING_INTERVAL)  # due, and skipped: nothing fails
+        assert not pending
         nursery.cancel_scope.cancel()
