@@ -22,10 +22,11 @@ __all__ = [
     "JOIN_ERROR_CODES", "parse_frame", "join_message", "leave_message", "frame_rooms", "room_of", "backoff_delay",
 ]
 
-#: Codes of the custom ``error`` event that answers a refused join.
-REFUSAL_CODES = frozenset({"STREAM_ACCESS_DENIED", "STREAM_NOT_FOUND"})
+#: Codes of the custom ``error`` event that answers a join that was not made (in the join's envelope).
+REFUSAL_CODES = frozenset({"STREAM_ACCESS_DENIED", "STREAM_NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "JOIN_FAILED"})
 
-#: Codes of top-level error frames that answer a join (they name no stream).
+#: Codes of top-level error frames that answered a join before servers sent them in its envelope
+#: (they name no stream: the oldest unanswered join is meant).
 JOIN_ERROR_CODES = frozenset({"TOO_MANY_SUBSCRIPTIONS", "JOIN_FAILED"})
 
 #: (stream, group, item id or None): where a frame is delivered.

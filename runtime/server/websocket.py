@@ -42,7 +42,7 @@ from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
 from .ws_protocol import (
     MAX_CLIENT_FRAME, BadFrame, JoinCommand, LeaveCommand, bad_frame_error, close_frame, event_frame,
-    not_found_frame, parse_client_message, ping_frame, refusal_frames,
+    join_error_frame, not_found_frame, parse_client_message, ping_frame, refusal_frames,
 )
 
 if TYPE_CHECKING:
@@ -316,8 +316,9 @@ class Connection:
         engine = server.app.engine
         timestamp = engine.clock()
         if command.subscription_id not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
-            self.outbox.push_raw(bad_frame_error(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
-                                                 "TOO_MANY_SUBSCRIPTIONS"))
+            self.outbox.push_raw(join_error_frame(
+                command.stream, command.group, command.item_id, timestamp, "TOO_MANY_SUBSCRIPTIONS",
+                f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection"))
             return
         try:
             definition = engine.definition(command.stream)
@@ -338,7 +339,8 @@ class Connection:
                               item_id=command.item_id, since=command.since)
         except Exception as exc:  # noqa: BLE001 - answered to this client only
             logger.error("websocket join to %s/%s failed: %r", command.stream, command.group, exc)
-            self.outbox.push_raw(bad_frame_error(f"join failed: {type(exc).__name__}", "JOIN_FAILED"))
+            self.outbox.push_raw(join_error_frame(command.stream, command.group, command.item_id, engine.clock(),
+                                                  "JOIN_FAILED", f"join failed: {type(exc).__name__}"))
             return
         if previous is None:
             server.metrics.subscriptions["websocket"] += 1

@@ -142,9 +142,16 @@ def refusal_frames(stream: str, group: str, item_id: str | None, timestamp: int,
     )
 
 
-def not_found_frame(stream: str, group: str, item_id: str | None, timestamp: int) -> bytes:
+def join_error_frame(stream: str, group: str, item_id: str | None, timestamp: int, code: str, message: str) -> bytes:
+    """A join that was not made: the custom ``error`` event in the join's own envelope, so a client
+    (Motia's included) routes it to that subscription's listeners — ``STREAM_NOT_FOUND``,
+    ``TOO_MANY_SUBSCRIPTIONS``, ``JOIN_FAILED``."""
     return _stream_frame(
         stream, group, item_id, timestamp,
-        {"type": "event", "event": {"type": "error", "data": {
-            "code": "STREAM_NOT_FOUND", "message": f"stream {stream!r} is not declared"}}},
+        {"type": "event", "event": {"type": "error", "data": {"code": code, "message": message}}},
     )
+
+
+def not_found_frame(stream: str, group: str, item_id: str | None, timestamp: int) -> bytes:
+    return join_error_frame(stream, group, item_id, timestamp, "STREAM_NOT_FOUND",
+                            f"stream {stream!r} is not declared")

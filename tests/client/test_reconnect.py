@@ -166,7 +166,9 @@ async def test_a_refused_rejoin_and_a_revoked_token_surface_after_a_reconnect(tm
                 assert refused.value.code == "STREAM_ACCESS_DENIED"
                 assert inbox.closed and inbox.error is refused.value and sub_errors == [refused.value]
                 assert errors == [refused.value]
-                await until(lambda: other.last_position is not None and c.connections == 2)
+                # its re-join on the new connection answered (last_position is set since the first
+                # connection: waiting on it alone let that answer land in other_changes below)
+                await until(lambda: c.connections == 2 and not other._awaiting)
                 assert not other.closed
                 other_changes = other.changes()
             await until(lambda: not c.connected)

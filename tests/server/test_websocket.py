@@ -232,6 +232,37 @@ async def test_a_join_sent_with_the_upgrade_request_is_answered():
         sock.close()
 
 
+async def test_a_join_that_cannot_be_made_is_answered_in_its_own_envelope(monkeypatch):
+    """Too many subscriptions, or a join that fails on the server: the custom error event names the
+    join's stream, group and item, as STREAM_NOT_FOUND and STREAM_ACCESS_DENIED do, so any client
+    (Motia's routes by them) knows which subscription it answers; the connection carries on."""
+    import runtime.server.websocket as websocket
+
+    monkeypatch.setattr(websocket, "MAX_SUBSCRIPTIONS", 1)
+    app = make_app()
+    async with running_ws(app) as listening:
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("first", group="g1"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+            await ws.send_message(join("second", group="g2", item="x"))
+            frame = await receive(ws)
+            assert (frame["streamName"], frame["groupId"], frame["id"]) == ("todos", "g2", "x")
+            assert frame["event"]["event"]["data"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+
+            async def failing_join(*args, **kwargs):
+                raise RuntimeError("storage on fire")
+
+            monkeypatch.setattr(app.engine, "join", failing_join)
+            await ws.send_message(join("first", group="g3"))  # a re-join of an existing id: no limit
+            frame = await receive(ws)
+            assert (frame["streamName"], frame["groupId"]) == ("todos", "g3")
+            assert frame["event"]["event"] == {"type": "error", "data": {
+                "code": "JOIN_FAILED", "message": "join failed: RuntimeError"}}
+            monkeypatch.undo()
+            await ws.send_message(join("first", group="g1"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+
+
 async def test_200_abrupt_disconnects_leave_nothing_behind():
     left.clear()
     app = make_app()
