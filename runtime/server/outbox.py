@@ -217,9 +217,11 @@ class Outbox:
         chunks = self._chunks
         if chunks:
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self._chunks = []
+            # emptied in place: a new list per take, under load, lived long enough to be
+            # promoted and brought on full collections (every connection's objects scanned)
+            chunks.clear()
             if self._keep:
-                self._keep = []
+                self._keep.clear()
             self.size = 0
             if self._wrap is not None:
                 data = self._wrap(data)
