@@ -47,7 +47,8 @@ class Outbox:
 
     __slots__ = (
         "limit", "_encode", "_wrap", "_on_overflow", "_on_ready", "_chunks", "_keep", "_unsent", "size", "overflowed",
-        "needs_resync", "_awaiting_sync", "closed", "flushing", "ready", "fd", "last_write", "_waiter", "_metrics",
+        "needs_resync", "_awaiting_sync", "closed", "flushing", "ready", "fd", "last_write", "_waiter", "_room",
+        "_metrics",
     )
 
     def __init__(
@@ -90,6 +91,7 @@ class Outbox:
         #: When the flusher or the writer last wrote (Trio clock): SSE heartbeats count from it.
         self.last_write = 0.0
         self._waiter = Waiter()
+        self._room = Waiter()  # the connection's reader, waiting for the backlog to fit (`wait_for_room`)
         self._metrics = metrics
 
     def __repr__(self) -> str:
@@ -223,6 +225,7 @@ class Outbox:
             if self._keep:
                 self._keep.clear()
             self.size = 0
+            self._room.wake()
             if self._wrap is not None:
                 data = self._wrap(data)
         else:
@@ -286,6 +289,19 @@ class Outbox:
             return
         await self._waiter.park()
 
+    async def wait_for_room(self) -> None:
+        """Until what is queued and unsent fits the bound again (or the outbox is closed).
+
+        Frames a client causes — the answers to its joins, pongs, errors — are
+        never dropped, so they are bounded here instead: the connection's reader
+        waits before handling the client's next frame, and a client that asks
+        without reading is held back by TCP rather than growing the server's
+        memory (its pings go unanswered too, and the heartbeat ends it).
+        """
+        while self.size + len(self._unsent) > self.limit and not self.closed:
+            await self._room.park()
+
     def close(self) -> None:
         self.closed = True
         self._waiter.wake()
+        self._room.wake()

@@ -63,7 +63,11 @@ async def admit(
         await check_access(server.app, definition.config, subscription, auth_context)
     except Refused as refused:
         return _refusal(refused.status, refused.code, str(refused))
-    last_event_id = query.get("lastEventId") if "lastEventId" in query else headers.get("Last-Event-ID")
+    # The header first: an EventSource opened with ?lastEventId=X keeps that URL when it reconnects
+    # and sends its newer position as Last-Event-ID; the query resumes clients that cannot set headers.
+    last_event_id = headers.get("Last-Event-ID")
+    if last_event_id is None:
+        last_event_id = query.get("lastEventId")
     since = parse_last_event_id(last_event_id if isinstance(last_event_id, str) else None)
     return Admitted(subscription, since, auth_context)
 

@@ -92,7 +92,10 @@ class Connection:
             on_ready=None if flusher is None else flusher.mark,
             fd=-1 if flusher is None else stream.socket.fileno(),
         )
-        self._slow = False
+        #: (code, reason) when the connection is being ended at once (slow-consumer close, ping
+        #: timeout): its tasks are cancelled and the close frame is written best effort.
+        self._abort: tuple[int, str] | None = None
+        self._writing = False  # the writer is inside send_all
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
         self.auth_context: Any = None
         self._early_events: list[Any] = []
@@ -129,10 +132,10 @@ class Connection:
                 server.metrics.connections["websocket"] -= 1
                 with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
                     await self._cleanup()
-                if self._slow:
+                if self._abort is not None and not self._writing:  # (mid-write: cut at an unknown byte)
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                         # after any part of a frame the socket did not take, so the close frame stays whole
-                        await self.stream.send_all(self.outbox.take_unsent() + close_frame(CLOSE_SLOW, "slow"))
+                        await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
         except _NETWORK_ERRORS:
             pass  # the network went away; cleanup above already ran
         except BaseExceptionGroup as group:
@@ -151,10 +154,15 @@ class Connection:
     def _overflowed(self) -> None:
         """The group dropped our backlog. Under the close policy, end now: the
         writer may be stuck on a client that reads nothing, and must not wait."""
-        if self.server.settings.slow_consumer == SLOW_CLOSE and not self._slow:
-            self._slow = True
-            self.outbox.flushing = False
+        if self.server.settings.slow_consumer == SLOW_CLOSE and self._abort is None:
             self.server.metrics.slow_consumer_closes += 1
+            self._end_now(CLOSE_SLOW, "slow")
+
+    def _end_now(self, code: int, reason: str) -> None:
+        """End the connection without waiting for its client to read what is queued."""
+        if self._abort is None:
+            self._abort = (code, reason)
+            self.outbox.flushing = False
             if self._cancel is not None:
                 self._cancel.cancel()
 
@@ -249,8 +257,10 @@ class Connection:
                     if event.message_finished:
                         data = "".join(message) if isinstance(event, TextMessage) else b"".join(message)  # type: ignore[arg-type]
                         message, size = [], 0
+                        await self.outbox.wait_for_room()  # what the client causes is bounded here
                         await self._handle(data)
                 elif isinstance(event, Ping):
+                    await self.outbox.wait_for_room()
                     self.outbox.push_raw(self.ws.send(event.response()))
                 elif isinstance(event, Pong):
                     self.server.heartbeat.answered(self)
@@ -271,8 +281,8 @@ class Connection:
         outbox = self.outbox
         while True:
             await outbox.wait()
-            if self._slow:
-                await trio.sleep_forever()  # the close policy already cancelled this connection
+            if self._abort is not None:
+                await trio.sleep_forever()  # already cancelled: ending at once
             if outbox.needs_resync and not outbox.closed:
                 await self._resync()
             if outbox.flushing and not outbox.closed:
@@ -280,7 +290,9 @@ class Connection:
             outbox.flushing = False  # closed: the final flush is ours
             data = outbox.take()
             if data:
+                self._writing = True
                 await self.stream.send_all(data)
+                self._writing = False
                 outbox.resume_flushing()  # drained: back to the flusher (unless more came meanwhile)
             elif outbox.closed:
                 connection_scope.cancel()  # everything written: end the reader and pinger too
@@ -298,7 +310,9 @@ class Connection:
         self.outbox.push_raw(ping_frame(b"hb"))
 
     def timed_out(self) -> None:
-        self.close(CLOSE_GOING_AWAY, "ping timeout")
+        # at once: a client that answers no ping may read nothing either, and a queued close
+        # frame would wait behind everything it has not read
+        self._end_now(CLOSE_GOING_AWAY, "ping timeout")
 
     # -- protocol -------------------------------------------------------------------
 
@@ -333,7 +347,8 @@ class Connection:
             return
         previous = self.subscriptions.get(command.subscription_id)
         if previous is not None and previous[:2] != (command.stream, command.group):
-            await self._leave(command.subscription_id)  # replaced by a join elsewhere
+            await self._leave(command.subscription_id)  # replaced by a join elsewhere: on_leave, uncounted
+            previous = None
         try:
             await engine.join(self.outbox, command.stream, command.group, subscription_id=command.subscription_id,
                               item_id=command.item_id, since=command.since)
@@ -341,9 +356,12 @@ class Connection:
             logger.error("websocket join to %s/%s failed: %r", command.stream, command.group, exc)
             self.outbox.push_raw(join_error_frame(command.stream, command.group, command.item_id, engine.clock(),
                                                   "JOIN_FAILED", f"join failed: {type(exc).__name__}"))
+            await self._notify_leave(subscription)  # on_join ran for a join that was not made
             return
         if previous is None:
             server.metrics.subscriptions["websocket"] += 1
+        else:  # replaced in the same group: the registration was swapped, the old one has left
+            await self._notify_leave(Subscription(*previous))
         self.subscriptions[command.subscription_id] = (command.stream, command.group, command.item_id)
 
     async def _leave_command(self, command: LeaveCommand) -> None:
@@ -357,10 +375,13 @@ class Connection:
             await self.server.app.engine.leave(self.outbox, stream, group, subscription_id)
         except (ActorStopped, RuntimeError):
             pass  # the engine is gone (shutdown): so is the registration
+        await self._notify_leave(Subscription(stream, group, item_id))
+
+    async def _notify_leave(self, subscription: Subscription) -> None:
         try:
-            await notify_leave(self.server.app, Subscription(stream, group, item_id), self.auth_context)
+            await notify_leave(self.server.app, subscription, self.auth_context)
         except Exception:  # noqa: BLE001 - a failing hook must not stop the cleanup
-            logger.exception("on_leave for %s/%s raised", stream, group)
+            logger.exception("on_leave for %s/%s raised", subscription.stream_name, subscription.group_id)
 
     async def _resync(self) -> None:
         """Dropped backlog: a fresh sync for every subscription, in order."""

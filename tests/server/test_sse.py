@@ -101,6 +101,13 @@ async def test_resume_by_last_event_id_and_query_inside_and_outside_history():
                 assert (await reader.next_event())["event"] == "sync"
             async with c.stream("GET", "/streams/todos/inbox", headers={"Last-Event-ID": "garbage"}) as response:
                 assert (await SSEReader(response).next_event())["event"] == "sync"
+            # an EventSource opened with ?lastEventId= keeps that URL when it reconnects and sends
+            # its newer position as the header: the header wins
+            async with c.stream("GET", "/streams/todos/inbox", params={"lastEventId": f"{epoch}:1"},
+                                headers={"Last-Event-ID": f"{epoch}:7"}) as response:
+                reader = SSEReader(response)
+                assert [(await reader.next_event())["id"], (await reader.next_event())["event"]] == [
+                    f"{epoch}:8", "resumed"]
 
 
 async def app_stats(url):

@@ -263,6 +263,35 @@ async def test_a_join_that_cannot_be_made_is_answered_in_its_own_envelope(monkey
             assert (await receive(ws))["event"]["type"] == "sync"
 
 
+async def test_replacing_a_subscription_counts_it_once_and_tells_on_leave_about_the_old_one(monkeypatch):
+    left.clear()
+    app = make_app()
+    async with running_ws(app) as listening:
+        metrics = listening.server.metrics
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message(join("s", group="g1"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+            await ws.send_message(join("s", group="g2"))  # the same id elsewhere: replaces it
+            assert (await receive(ws))["event"]["type"] == "sync"
+            assert metrics.subscriptions["websocket"] == 1 and left == ["g1"]
+            await ws.send_message(join("s", group="g2", item="x"))  # the same id, same group, an item
+            assert (await receive(ws))["event"]["type"] == "sync"
+            assert metrics.subscriptions["websocket"] == 1 and left == ["g1", "g2"]
+
+            async def failing_join(*args, **kwargs):
+                raise RuntimeError("storage on fire")
+
+            monkeypatch.setattr(app.engine, "join", failing_join)
+            await ws.send_message(join("t", group="g3"))  # on_join ran, the join was not made
+            assert (await receive(ws))["event"]["event"]["data"]["code"] == "JOIN_FAILED"
+            assert metrics.subscriptions["websocket"] == 1 and left == ["g1", "g2", "g3"]
+            monkeypatch.undo()
+        with trio.fail_after(5):
+            while metrics.subscriptions["websocket"]:
+                await trio.sleep(0.01)
+        assert left == ["g1", "g2", "g3", "g2"]
+
+
 async def test_200_abrupt_disconnects_leave_nothing_behind():
     left.clear()
     app = make_app()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import gc
 from contextlib import asynccontextmanager
 
+import orjson
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request
+from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request, TextMessage
 
 from runtime import App, Stream
 from runtime.server.metrics import ServerMetrics
@@ -17,8 +18,8 @@ from runtime.server.heartbeat import PING_INTERVAL, PONG_TIMEOUT
 from runtime.server.websocket import Connection, WebSocketServer
 
 
-async def _connect(nursery, server):
-    client_stream, server_stream = trio.testing.memory_stream_pair()
+async def _connect(nursery, server, pair=trio.testing.memory_stream_pair):
+    client_stream, server_stream = pair()
     nursery.start_soon(Connection(server, server_stream).run)
     client = WSConnection(ConnectionType.CLIENT)
     await client_stream.send_all(client.send(Request(host="test", target="/")))
@@ -143,4 +144,60 @@ async def test_a_connection_gone_before_its_ping_is_not_kept_alive_by_the_heartb
         assert pending and all(ref() is None for *_, ref in pending)
         await trio.sleep(PING_INTERVAL)  # due, and skipped: nothing fails
         assert not pending
+        nursery.cancel_scope.cancel()
+
+
+async def _accepted(events) -> None:
+    async for event in events:
+        if isinstance(event, AcceptConnection):
+            return
+
+
+async def test_a_client_that_stops_reading_is_ended_by_the_ping_timeout(autojump_clock):
+    """Its close frame cannot get past what it does not read, so the timeout ends it at once."""
+    app = App(streams=[Stream("s")])
+    async with app, trio.open_nursery() as nursery:
+        server = WebSocketServer(app, ServerSettings(), ServerMetrics())
+        await nursery.start(server.heartbeat.run)
+        # lockstep: the server's writes wait until the client reads, as a full socket buffer makes them
+        client_stream, client = await _connect(nursery, server, trio.testing.lockstep_stream_pair)
+        await _accepted(_client_events(client_stream, client))  # then it reads nothing more
+        start = trio.current_time()
+        with trio.fail_after(PING_INTERVAL + PONG_TIMEOUT + 1):
+            while not server.connections:
+                await trio.sleep(0.01)
+            while server.connections:
+                await trio.sleep(0.01)
+        assert trio.current_time() - start >= PING_INTERVAL + PONG_TIMEOUT - 0.1
+        nursery.cancel_scope.cancel()
+
+
+async def test_what_a_client_causes_is_bounded_when_it_does_not_read(autojump_clock):
+    """Join answers are never dropped, so a client sending joins without reading is held back
+    (its reader waits for room) instead of growing the server's memory without end."""
+    app = App(streams=[Stream("s")])
+    big = app.stream("s")
+    async with app, trio.open_nursery() as nursery:
+        for i in range(20):
+            await big.set("g", f"k{i}", {"blob": "x" * 5000})  # a ~100 KB sync per join
+        limit = 64 * 1024
+        server = WebSocketServer(app, ServerSettings(outbox_limit=limit), ServerMetrics())
+        await nursery.start(server.heartbeat.run)
+        client_stream, client = await _connect(nursery, server, trio.testing.lockstep_stream_pair)
+        await _accepted(_client_events(client_stream, client))
+        sent = []
+
+        async def ask() -> None:
+            for k in range(500):
+                payload = orjson.dumps({"type": "join", "data": {
+                    "streamName": "s", "groupId": "g", "subscriptionId": f"s{k}"}})
+                await client_stream.send_all(client.send(TextMessage(payload.decode())))
+                sent.append(k)
+
+        nursery.start_soon(ask)
+        await trio.sleep(5)
+        (connection,) = server.connections
+        outbox = connection.outbox
+        assert len(sent) < 10  # held back by TCP (here: lockstep), not queued by the server
+        assert outbox.size + len(outbox._unsent) <= limit + 200_000  # the bound, plus one sync
         nursery.cancel_scope.cancel()
