@@ -206,6 +206,7 @@ async def test_metrics_count_direct_sse_connections_and_subscriptions():
             text = (await c.get("/metrics")).text
             assert 'runtime_connections{transport="sse"} 1' in text
             assert 'runtime_subscriptions{transport="sse"} 1' in text
+            assert "runtime_trigger_events_dropped_total 0" in text
             sock.close()
             await settled(server)
             text = (await c.get("/metrics")).text

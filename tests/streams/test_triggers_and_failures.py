@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from runtime import MemoryStorage, StorageError, Stream, StreamEngine
 from runtime.storage.base import ConflictError
@@ -51,6 +52,27 @@ async def test_a_trigger_never_blocks_the_mutation(autojump_clock):
         assert calls == ["create"]  # the listener is still on the first event
         assert engine.triggers.pending == 10
         release.set()
+
+
+async def test_a_full_trigger_queue_drops_counts_and_keeps_the_order_of_what_it_keeps():
+    release = trio.Event()
+    seen: list = []
+
+    async def stuck_listener(event):
+        seen.append(event.offset)
+        await release.wait()
+
+    async with StreamEngine([todo], trigger_queue_size=3) as engine:
+        engine.on_change("todo", stuck_listener)
+        for i in range(10):
+            await todo.set("g", "a", {"n": i})
+        await trio.testing.wait_all_tasks_blocked()
+        assert engine.triggers.dropped == 7  # 3 queued (the first being handled), the rest dropped
+        release.set()
+        with trio.fail_after(1):
+            while len(seen) < 3:
+                await trio.sleep(0)
+        assert seen == [1, 2, 3]
 
 
 async def test_trigger_filters_and_failures_affect_nothing_else():
