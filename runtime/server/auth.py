@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+from urllib.parse import parse_qsl
 
 import attrs
 
@@ -68,6 +69,19 @@ async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def parse_query(raw: str) -> dict[str, Any]:
+    """A query string as ``authenticate`` and step handlers see it on every transport: a name's
+    value, or the list of its values when it is repeated."""
+    query: dict[str, Any] = {}
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        if name in query:
+            previous = query[name]
+            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[name] = value
+    return query
 
 
 def token_from(headers: Mapping[str, str], query_params: Mapping[str, Any], subprotocol_token: str | None = None) -> str | None:

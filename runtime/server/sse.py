@@ -7,9 +7,10 @@ subscriber of a group writes the same bytes.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from ..streams.events import Event, parse_position
+from .auth import parse_query
 from .outbox import Outbox
 
 if TYPE_CHECKING:
@@ -80,11 +81,4 @@ def subscription_target(prefix: str, method: bytes, target: bytes, headers: list
     parts = path[len(prefix) + 1:].split("/")
     if len(parts) not in (2, 3) or not all(parts):
         return None
-    query: dict[str, Any] = {}
-    for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
-        if name in query:
-            previous = query[name]
-            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            query[name] = value
-    return path, parts, query
+    return path, parts, parse_query(raw_query.decode("latin-1"))

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 import trio
+from werkzeug.datastructures import Headers
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, RejectData, Request, TextMessage,
@@ -34,7 +35,9 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from actors import ActorStopped
 
 from ..errors import StreamNotFound
-from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
+from .auth import (
+    AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, parse_query, token_from,
+)
 from .flusher import Flusher
 from .heartbeat import Heartbeat
 from .metrics import ServerMetrics
@@ -193,11 +196,10 @@ class Connection:
                 if isinstance(event, Request):
                     request = event
                     break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.extra_headers}
+        # the same shapes as over HTTP: case-insensitive headers, repeated query names as lists
+        headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.extra_headers])
         target = urlsplit(request.target)
-        query: dict[str, Any] = {}
-        for name, value in parse_qsl(target.query, keep_blank_values=True):
-            query[name] = value
+        query = parse_query(target.query)
         offered = list(request.subprotocols)
         subprotocol_token = None
         chosen = None

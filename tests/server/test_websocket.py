@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -290,6 +291,28 @@ async def test_replacing_a_subscription_counts_it_once_and_tells_on_leave_about_
             while metrics.subscriptions["websocket"]:
                 await trio.sleep(0.01)
         assert left == ["g1", "g2", "g3", "g2"]
+
+
+async def test_authenticate_sees_the_same_request_shapes_over_websocket_and_sse():
+    """Headers case-insensitive, a repeated query name as a list — on either transport."""
+    seen: list = []
+
+    def record(request):
+        seen.append((request.headers["x-client"], request.headers.get("X-CLIENT"), request.query_params["a"],
+                     request.token))
+        return {}
+
+    app = App(streams=[todos_config], authenticate=record)
+    async with running_ws(app) as listening:
+        async with open_websocket_url(f"{listening.stream_url}/?a=1&a=2&authToken=t",
+                                      extra_headers=[("X-Client", "ws")]) as ws:
+            await ws.send_message(join("s"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+        async with httpx.AsyncClient(base_url=listening.http_url) as c:
+            async with c.stream("GET", "/streams/todos/inbox?a=1&a=2&authToken=t",
+                                headers={"X-Client": "sse"}) as response:
+                assert response.status_code == 200
+    assert seen == [("ws", "ws", ["1", "2"], "t"), ("sse", "sse", ["1", "2"], "t")]
 
 
 async def test_200_abrupt_disconnects_leave_nothing_behind():
