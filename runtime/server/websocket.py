@@ -251,7 +251,8 @@ class Connection:
         while True:
             for event in pending:
                 if isinstance(event, (TextMessage, BytesMessage)):
-                    size += len(event.data)
+                    part = event.data  # the limit is in bytes: a text frame's are its UTF-8
+                    size += len(part) if isinstance(part, bytes) or part.isascii() else len(part.encode())
                     if size > MAX_CLIENT_FRAME:
                         self.close(CLOSE_TOO_BIG, "frame too big")
                         return

@@ -84,11 +84,10 @@ class BadFrame:
     message: str
 
 
-def _since(value: Any) -> tuple[str, int] | None | BadFrame:
-    if value is None:
-        return None
-    position = parse_position(value)
-    return position if position is not None else BadFrame('"since" must be "<epoch>:<offset>"')
+def _since(value: Any) -> tuple[str, int] | None:
+    """The resume position, or None for a fresh sync — a token that does not parse included, as
+    the protocol says (and as SSE does with a bad Last-Event-ID): the client gets the state."""
+    return parse_position(value) if isinstance(value, str) else None
 
 
 def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadFrame:
@@ -118,10 +117,8 @@ def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadF
         return BadFrame(f'{kind}: "data.id" must be a non-empty string or null')
     if kind == "leave":
         return LeaveCommand(fields["streamName"], fields["groupId"], fields["subscriptionId"], item_id)
-    since = _since(body.get("since"))
-    if isinstance(since, BadFrame):
-        return since
-    return JoinCommand(fields["streamName"], fields["groupId"], fields["subscriptionId"], item_id, since)
+    return JoinCommand(fields["streamName"], fields["groupId"], fields["subscriptionId"], item_id,
+                       _since(body.get("since")))
 
 
 def bad_frame_error(message: str, code: str = "BAD_FRAME") -> bytes:

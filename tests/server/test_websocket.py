@@ -118,11 +118,12 @@ async def test_bad_input_gets_error_frames_and_the_connection_stays_open():
     async with running_ws(make_app()) as listening:
         async with open_websocket_url(listening.stream_url) as ws:
             for bad in ["", "not json", "[1,2]", '{"type":"dance"}', '{"type":"join"}',
-                        '{"type":"join","data":{"streamName":"todos"}}',
-                        '{"type":"join","data":{"streamName":"todos","groupId":"g","subscriptionId":"s","since":"x"}}']:
+                        '{"type":"join","data":{"streamName":"todos"}}']:
                 await ws.send_message(bad)
                 frame = await receive(ws)
                 assert frame["type"] == "error" and frame["error"]["code"] == "BAD_FRAME", bad
+            await ws.send_message(join("bad-since", group="g", since="x"))  # a token that does not parse:
+            assert (await receive(ws))["event"]["type"] == "sync"  # a fresh sync, as the protocol says
             await ws.send_message(join("s", stream="ghost"))
             missing = await receive(ws)
             assert missing["event"]["event"]["data"]["code"] == "STREAM_NOT_FOUND"
@@ -133,6 +134,17 @@ async def test_bad_input_gets_error_frames_and_the_connection_stays_open():
             await ws.send_message(join("s").encode())  # binary frames are parsed as UTF-8 JSON
             assert (await receive(ws))["event"]["type"] == "sync"
             await ws.send_message("x" * (64 * 1024 + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+            assert closed.value.reason.code == 1009
+
+
+async def test_the_client_frame_limit_counts_utf8_bytes():
+    async with running_ws(make_app()) as listening:
+        async with open_websocket_url(listening.stream_url) as ws:
+            await ws.send_message("é" * (32 * 1024))  # 32K characters, exactly 64 KiB of UTF-8: allowed
+            assert (await receive(ws))["error"]["code"] == "BAD_FRAME"  # (not JSON) and still open
+            await ws.send_message("é" * (32 * 1024 + 1))  # one character more: 2 bytes over
             with pytest.raises(ConnectionClosed) as closed:
                 await receive(ws)
             assert closed.value.reason.code == 1009
