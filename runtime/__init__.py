@@ -6,7 +6,7 @@ step file ports by changing its imports to ``from runtime import ...``.
 
 from .app import App
 from .client import StreamClient
-from .errors import StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
+from .errors import ConfigurationError, StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
 from .logs import Logger, configure_logging
 from .state import State
 from .steps import (
@@ -18,7 +18,7 @@ from .storage import HistoryPolicy, MemoryStorage, RedisStorage, SQLiteStorage, 
 from .streams import DeleteResult, Event, SetResult, SetResults, Stream, StreamConfig, StreamEngine, Subscriber
 
 __all__ = [
-    "ApiRequest", "ApiResponse", "App", "DeleteResult", "Event", "FlowContext", "HistoryPolicy", "Logger",
+    "ApiRequest", "ApiResponse", "App", "ConfigurationError", "DeleteResult", "Event", "FlowContext", "HistoryPolicy", "Logger",
     "MemoryStorage", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock", "SQLiteStorage", "SetResult",
     "SetResults", "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig", "StreamEngine",
     "StreamNotFound",

@@ -30,7 +30,7 @@ import orjson
 import trio
 
 from .client.tail import add_tail_parser, run_tail
-from .errors import StorageError
+from .errors import ConfigurationError, StorageError
 from .storage import Storage, open_storage
 
 DEFAULT_DB = Path(".runtime") / "runtime.db"
@@ -172,6 +172,9 @@ async def _serve(args: argparse.Namespace) -> int:
         if isinstance(error, StorageError):  # e.g. Redis unreachable at start-up
             print(f"error: {error}", file=sys.stderr)
             return 1
+        if isinstance(error, ConfigurationError):  # e.g. a step route on the server's own paths
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         if not isinstance(error, OSError):
             raise
         print(f"error: {error.strerror or error}", file=sys.stderr)

@@ -15,6 +15,7 @@ __all__ = [
     "StreamNotFound",
     "Unauthorized",
     "StorageError",
+    "ConfigurationError",
 ]
 
 
@@ -78,3 +79,12 @@ class StorageError(RuntimeErrorBase):
     """The storage backend failed; the mutation was not committed."""
 
     code = "STORAGE_ERROR"
+
+
+class ConfigurationError(RuntimeErrorBase, ValueError):
+    """The app cannot be served as configured (e.g. a step route on the server's own paths).
+
+    Raised before anything is served; ``python -m runtime serve`` prints it as one line and exits 2.
+    """
+
+    code = "CONFIGURATION"

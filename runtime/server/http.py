@@ -20,6 +20,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import ConfigurationError
 from ..steps.context import new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
 from .auth import Subscription
@@ -184,7 +185,7 @@ class HttpServer:
         prefix = self.settings.sse_prefix
         for method, path, route in self.app.steps.routes.routes():
             if path in reserved or path == prefix or path.startswith(prefix + "/"):
-                raise ValueError(
+                raise ConfigurationError(
                     f"step {route.step.name!r}: {method} {path} collides with the server's own routes "
                     f"({', '.join(sorted(reserved))} and {prefix}/...)"
                 )

@@ -24,6 +24,18 @@ def test_a_broken_project_is_one_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_step_route_on_the_servers_own_paths_is_one_clear_error(tmp_path):
+    (tmp_path / "health_step.py").write_text(
+        'from runtime import http\n'
+        'config = {"name": "MyHealth", "triggers": [http("GET", "/health")]}\n'
+        'async def handler(request, ctx):\n'
+        '    return {"status": 200}\n'
+    )
+    result = run(str(tmp_path), "--port", "0", "--stream-port", "0", "--storage", "memory")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: step 'MyHealth': GET /health collides with the server's own routes")
+
+
 def test_a_bad_storage_url_is_one_clear_error(tmp_path):
     result = run(str(tmp_path), "--storage", "postgres://nope", "--port", "0")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
