@@ -26,6 +26,7 @@ __all__ = ["Heartbeat", "PING_INTERVAL", "PONG_TIMEOUT"]
 
 logger = logging.getLogger("runtime.server")
 
+#: The defaults (ServerSettings.ws_ping_interval, ws_pong_timeout).
 PING_INTERVAL = 25.0
 PONG_TIMEOUT = 20.0
 
@@ -44,28 +45,30 @@ class Pingable(Protocol):
         """Queue a ping frame."""
 
     def timed_out(self) -> None:
-        """No pong within PONG_TIMEOUT: close."""
+        """No pong in time: close."""
 
 
 class Heartbeat:
     """The due pings and pong deadlines of every connection, served by one task (`run`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ping_interval: float = PING_INTERVAL, pong_timeout: float = PONG_TIMEOUT) -> None:
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
         #: (when, tie-break, kind, connection): a heap
         self._due: list[tuple[float, int, int, weakref.ref[Pingable]]] = []
         self._order = itertools.count()
         self._sleep: trio.CancelScope | None = None
 
     def watch(self, connection: Pingable) -> None:
-        """A new connection: its first ping is due PING_INTERVAL from now."""
-        self._at(trio.current_time() + PING_INTERVAL, _PING, connection)
+        """A new connection: its first ping is due ``ping_interval`` from now."""
+        self._at(trio.current_time() + self.ping_interval, _PING, connection)
 
     def answered(self, connection: Pingable) -> None:
-        """A pong came: if it answers the ping in flight, the next one is due PING_INTERVAL from now.
+        """A pong came: if it answers the ping in flight, the next one is due ``ping_interval`` from now.
         (Unasked pongs change nothing, so a client cannot make the server ping faster.)"""
         if connection.pings_answered < connection.pings_sent:
             connection.pings_answered = connection.pings_sent
-            self._at(trio.current_time() + PING_INTERVAL, _PING, connection)
+            self._at(trio.current_time() + self.ping_interval, _PING, connection)
 
     def _at(self, when: float, kind: int, connection: Pingable) -> None:
         heapq.heappush(self._due, (when, next(self._order), kind, weakref.ref(connection)))
@@ -94,7 +97,7 @@ class Heartbeat:
         if kind == _PING:
             connection.pings_sent += 1
             connection.ping()
-            self._at(now + PONG_TIMEOUT, connection.pings_sent, connection)
+            self._at(now + self.pong_timeout, connection.pings_sent, connection)
         elif connection.pings_answered < kind:
-            logger.info("websocket client did not answer a ping within %g s; closing", PONG_TIMEOUT)
+            logger.info("websocket client did not answer a ping within %g s; closing", self.pong_timeout)
             connection.timed_out()

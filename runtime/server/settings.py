@@ -41,6 +41,14 @@ class ServerSettings:
     #: request carrying another ``Origin`` is refused with 403, so a page on
     #: another site cannot ride a user's cookies into a stream.
     allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: WebSocket limits (protocol.md "Limits"): subscriptions per connection (an extra join gets
+    #: TOO_MANY_SUBSCRIPTIONS), bytes per client message (more: close 1009), seconds for the
+    #: upgrade, seconds between pings, and seconds to answer one (else close 1001).
+    ws_max_subscriptions: int = 1000
+    ws_max_message: int = 64 * 1024
+    ws_handshake_timeout: float = 10.0
+    ws_ping_interval: float = 25.0
+    ws_pong_timeout: float = 20.0
     #: Once listening, collect and `gc.freeze()` what start-up made (modules,
     #: the app's definitions: ~60k objects), so that the full collections a
     #: busy server triggers do not scan them again each time (~40 ms each on

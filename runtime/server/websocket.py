@@ -44,19 +44,17 @@ from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
 from .ws_protocol import (
-    MAX_CLIENT_FRAME, BadFrame, JoinCommand, LeaveCommand, bad_frame_error, close_frame, event_frame,
+    BadFrame, JoinCommand, LeaveCommand, bad_frame_error, close_frame, event_frame,
     join_error_frame, not_found_frame, parse_client_message, ping_frame, refusal_frames,
 )
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["WebSocketServer", "MAX_SUBSCRIPTIONS"]
+__all__ = ["WebSocketServer"]
 
 logger = logging.getLogger("runtime.server")
 
-MAX_SUBSCRIPTIONS = 1000
-HANDSHAKE_TIMEOUT = 10.0
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_SLOW = 4008
@@ -113,7 +111,7 @@ class Connection:
     async def run(self) -> None:
         server = self.server
         try:
-            with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
+            with trio.move_on_after(server.settings.ws_handshake_timeout) as handshake:
                 accepted = await self._handshake()
             if handshake.cancelled_caught or not accepted:
                 return
@@ -245,6 +243,7 @@ class Connection:
     async def _reader(self) -> None:
         message: list[bytes | str] = []
         size = 0
+        limit = self.server.settings.ws_max_message
         # events wsproto had already parsed when the handshake completed
         pending: Any = self._early_events
         self._early_events = []
@@ -253,7 +252,7 @@ class Connection:
                 if isinstance(event, (TextMessage, BytesMessage)):
                     part = event.data  # the limit is in bytes: a text frame's are its UTF-8
                     size += len(part) if isinstance(part, bytes) or part.isascii() else len(part.encode())
-                    if size > MAX_CLIENT_FRAME:
+                    if size > limit:
                         self.close(CLOSE_TOO_BIG, "frame too big")
                         return
                     message.append(event.data)
@@ -332,10 +331,11 @@ class Connection:
         server = self.server
         engine = server.app.engine
         timestamp = engine.clock()
-        if command.subscription_id not in self.subscriptions and len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+        most = server.settings.ws_max_subscriptions
+        if command.subscription_id not in self.subscriptions and len(self.subscriptions) >= most:
             self.outbox.push_raw(join_error_frame(
                 command.stream, command.group, command.item_id, timestamp, "TOO_MANY_SUBSCRIPTIONS",
-                f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection"))
+                f"at most {most} subscriptions per connection"))
             return
         try:
             definition = engine.definition(command.stream)
@@ -414,7 +414,7 @@ class WebSocketServer:
         #: Writes every connection's frames (see flusher.py); runs in `serve`'s nursery.
         self.flusher: Flusher | None = Flusher()
         #: Pings every connection and closes the silent ones; runs in `serve`'s nursery.
-        self.heartbeat = Heartbeat()
+        self.heartbeat = Heartbeat(ping_interval=settings.ws_ping_interval, pong_timeout=settings.ws_pong_timeout)
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

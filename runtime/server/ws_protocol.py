@@ -19,11 +19,8 @@ from ..streams.events import Event, envelope, parse_position
 
 __all__ = [
     "text_frame", "event_frame", "close_frame", "JoinCommand", "LeaveCommand", "BadFrame", "parse_client_message",
-    "bad_frame_error", "refusal_frames", "not_found_frame", "MAX_CLIENT_FRAME",
+    "bad_frame_error", "refusal_frames", "not_found_frame", "join_error_frame",
 ]
-
-#: Client frames above this many bytes close the connection with 1009.
-MAX_CLIENT_FRAME = 64 * 1024
 
 OP_TEXT = 0x1
 OP_CLOSE = 0x8

@@ -140,11 +140,8 @@ async def test_refused_joins_raise_and_the_client_carries_on():
             assert ok.get_state() == [] and c.subscriptions == [ok]
 
 
-async def test_too_many_subscriptions_is_a_refusal(monkeypatch):
-    import runtime.server.websocket as websocket
-
-    monkeypatch.setattr(websocket, "MAX_SUBSCRIPTIONS", 2)
-    async with running_ws(make_app()) as listening:
+async def test_too_many_subscriptions_is_a_refusal():
+    async with running_ws(make_app(), ws_max_subscriptions=2) as listening:
         async with client(listening.stream_url) as c:
             with trio.fail_after(5):
                 await c.subscribe_group("todos", "g1")

@@ -249,11 +249,8 @@ async def test_a_join_that_cannot_be_made_is_answered_in_its_own_envelope(monkey
     """Too many subscriptions, or a join that fails on the server: the custom error event names the
     join's stream, group and item, as STREAM_NOT_FOUND and STREAM_ACCESS_DENIED do, so any client
     (Motia's routes by them) knows which subscription it answers; the connection carries on."""
-    import runtime.server.websocket as websocket
-
-    monkeypatch.setattr(websocket, "MAX_SUBSCRIPTIONS", 1)
     app = make_app()
-    async with running_ws(app) as listening:
+    async with running_ws(app, ws_max_subscriptions=1) as listening:
         async with open_websocket_url(listening.stream_url) as ws:
             await ws.send_message(join("first", group="g1"))
             assert (await receive(ws))["event"]["type"] == "sync"

@@ -201,3 +201,20 @@ async def test_what_a_client_causes_is_bounded_when_it_does_not_read(autojump_cl
         assert len(sent) < 10  # held back by TCP (here: lockstep), not queued by the server
         assert outbox.size + len(outbox._unsent) <= limit + 200_000  # the bound, plus one sync
         nursery.cancel_scope.cancel()
+
+
+async def test_ping_interval_and_pong_timeout_are_settings(autojump_clock):
+    app = App(streams=[Stream("s")])
+    async with app, trio.open_nursery() as nursery:
+        server = WebSocketServer(app, ServerSettings(ws_ping_interval=5, ws_pong_timeout=2), ServerMetrics())
+        await nursery.start(server.heartbeat.run)
+        client_stream, client = await _connect(nursery, server)
+        start, seen = trio.current_time(), []
+        async for event in _client_events(client_stream, client):
+            if isinstance(event, Ping):
+                seen.append(("ping", round(trio.current_time() - start, 3)))
+            elif isinstance(event, CloseConnection):
+                seen.append(("close", round(trio.current_time() - start, 3)))
+                break
+        assert seen == [("ping", 5.0), ("close", 7.0)]
+        nursery.cancel_scope.cancel()
