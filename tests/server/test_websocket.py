@@ -324,6 +324,18 @@ async def test_authenticate_sees_the_same_request_shapes_over_websocket_and_sse(
     assert seen == [("ws", "ws", ["1", "2"], "t"), ("sse", "sse", ["1", "2"], "t")]
 
 
+async def test_an_origin_not_allowed_is_refused_with_403_before_the_upgrade():
+    async with running_ws(make_app(), allowed_origins=["https://app.example"]) as listening:
+        with pytest.raises(ConnectionRejected) as caught:
+            async with open_websocket_url(listening.stream_url, extra_headers=[("Origin", "https://evil.example")]):
+                pass
+        assert caught.value.status_code == 403
+        assert orjson.loads(caught.value.body)["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+        async with open_websocket_url(listening.stream_url, extra_headers=[("Origin", "https://app.example")]) as ws:
+            await ws.send_message(join("s"))
+            assert (await receive(ws))["event"]["type"] == "sync"
+
+
 async def test_200_abrupt_disconnects_leave_nothing_behind():
     left.clear()
     app = make_app()
