@@ -21,9 +21,10 @@ import orjson
 import trio
 from werkzeug.datastructures import Headers
 
+from ..steps.context import new_trace_id
 from .auth import Subscription
-from .sse import SSE_HEADERS, cors_headers, subscription_target
 from .flusher import Flusher
+from .sse import SSE_HEADERS, cors_headers, subscription_target
 from .sse_direct import DirectSSE
 from .sse_session import Refusal, admit
 
@@ -40,8 +41,8 @@ MAX_HEAD = 64 * 1024
 _NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-def _common_headers() -> list[tuple[str, str]]:
-    return [("date", formatdate(usegmt=True)), ("server", "hypercorn-h11")]
+def _common_headers(trace_id: str) -> list[tuple[str, str]]:
+    return [("date", formatdate(usegmt=True)), ("server", "hypercorn-h11"), ("x-trace-id", trace_id)]
 
 
 def _lower(headers: Any) -> list[tuple[str, str]]:
@@ -154,15 +155,17 @@ class FrontDoor:
         admitted = await admit(server, Subscription(*parts), headers=headers, path=path, query=query,
                                addr=tuple(peer[:2]) if peer else None)
         cors = cors_headers(server.settings, headers.get("Origin"))
+        trace_id = headers.get("X-Trace-Id") or new_trace_id()  # every response carries one, as step routes do
         if isinstance(admitted, Refusal):
-            await stream.send_all(self._refusal(connection, admitted, cors))
+            await stream.send_all(self._refusal(connection, admitted, [*cors, ("X-Trace-Id", trace_id)]))
             server.metrics.http_requests[admitted.status] += 1
             # the connection goes on as any other: hypercorn serves what comes next
             while connection.next_event() not in (h11.NEED_DATA, h11.PAUSED):
                 pass
             rest, _ = connection.trailing_data
             return bytes(rest)
-        head = connection.send(h11.Response(status_code=200, headers=[*_lower(SSE_HEADERS), *_lower(cors), *_common_headers()]))
+        head = connection.send(h11.Response(status_code=200, headers=[
+            *_lower(SSE_HEADERS), *_lower(cors), *_common_headers(trace_id)]))
         server.metrics.http_requests[200] += 1
         await DirectSSE(server, self.flusher, stream, admitted).run(head)
         return None
@@ -170,7 +173,8 @@ class FrontDoor:
     @staticmethod
     def _refusal(connection: h11.Connection, refusal: Refusal, cors: list[tuple[str, str]]) -> bytes:
         body = orjson.dumps(refusal.body)
-        headers = [("content-type", "application/json"), ("content-length", str(len(body))), *_lower(cors), *_common_headers()]
+        headers = [("content-type", "application/json"), ("content-length", str(len(body))), *_lower(cors),
+                   ("date", formatdate(usegmt=True)), ("server", "hypercorn-h11")]
         return b"".join([
             connection.send(h11.Response(status_code=refusal.status, headers=headers)) or b"",
             connection.send(h11.Data(data=body)) or b"",

@@ -231,6 +231,8 @@ class HttpServer:
     async def _after(self, response: Response) -> Response:
         for name, value in cors_headers(self.settings, request.headers.get("Origin")):
             response.headers[name] = value
+        if "X-Trace-Id" not in response.headers:  # every response, as protocol.md says (steps set their own)
+            response.headers["X-Trace-Id"] = request.headers.get("X-Trace-Id") or new_trace_id()
         self.metrics.http_requests[response.status_code] += 1
         return response
 

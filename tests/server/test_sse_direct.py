@@ -214,6 +214,24 @@ async def test_metrics_count_direct_sse_connections_and_subscriptions():
             assert 'runtime_subscriptions{transport="sse"} 0' in text
 
 
+async def test_every_http_response_carries_a_trace_id():
+    async with running(make_app(), cors_origins=["https://app.example"]) as (url, server):
+        async with client(url) as c:
+            for response in [
+                await c.get("/health"), await c.get("/metrics"), await c.get("/streams/ghost/g"),
+                await c.options("/anything", headers={"Origin": "https://app.example",
+                                                      "Access-Control-Request-Method": "POST"}),
+            ]:
+                assert len(response.headers.get("X-Trace-Id", "")) >= 8, response
+            assert (await c.get("/health", headers={"X-Trace-Id": "mine-1"})).headers["X-Trace-Id"] == "mine-1"
+        sock = await connect(url)  # a direct SSE stream: its head too
+        await sock.send(b"GET /streams/feed/g HTTP/1.1\r\nHost: x\r\nX-Trace-Id: mine-2\r\n\r\n")
+        head = await read_until(sock, b"\r\n\r\n")
+        assert b"x-trace-id: mine-2\r\n" in head.lower()
+        sock.close()
+        await settled(server)
+
+
 async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path):
     import signal
 
