@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
+import trio
+
 from ..streams.events import Event, Turn
 from .waiter import Waiter
 
@@ -47,8 +49,8 @@ class Outbox:
 
     __slots__ = (
         "limit", "_encode", "_wrap", "_on_overflow", "_on_ready", "_chunks", "_keep", "_unsent", "size", "overflowed",
-        "needs_resync", "_awaiting_sync", "closed", "flushing", "ready", "fd", "last_write", "_waiter", "_room",
-        "_metrics",
+        "needs_resync", "_awaiting_sync", "closed", "flushing", "ready", "fd", "last_write", "writing", "_waiter",
+        "_room", "_metrics",
     )
 
     def __init__(
@@ -90,6 +92,9 @@ class Outbox:
         self.fd = fd
         #: When the flusher or the writer last wrote (Trio clock): SSE heartbeats count from it.
         self.last_write = 0.0
+        #: The writer is inside `write_out`'s ``send_all``: cancelled there, the stream is cut at an
+        #: unknown byte, so nothing may be written after it (no last close frame or chunk).
+        self.writing = False
         self._waiter = Waiter()
         self._room = Waiter()  # the connection's reader, waiting for the backlog to fit (`wait_for_room`)
         self._metrics = metrics
@@ -258,6 +263,20 @@ class Outbox:
             self.last_write = now
         if sent < len(data):
             self.hand_back(data[sent:] if sent else data)
+
+    async def write_out(self, stream: Any) -> bool:
+        """The writer's turn (handed back, or closed): write everything queued, waiting for the
+        socket, then give the outbox back to the flusher if it has one and nothing more came.
+        False when there was nothing to write."""
+        self.flushing = False
+        data = self.take()
+        if data:
+            self.writing = True
+            await stream.send_all(data)
+            self.writing = False
+            self.last_write = trio.current_time()
+        self.resume_flushing()
+        return bool(data)
 
     def detach(self) -> None:
         """The connection is ending: the flusher never writes to it again (its descriptor may be reused)."""

@@ -56,7 +56,6 @@ class DirectSSE:
         )
         self._id = uuid.uuid4().hex
         self._slow = False
-        self._writing = False
         self._scope = trio.CancelScope()
 
     def _overflowed(self) -> None:
@@ -99,7 +98,7 @@ class DirectSSE:
             server.metrics.connections["sse"] -= 1
             server.metrics.subscriptions["sse"] -= 1
             await leave(server, self.outbox, sub, self._id, self.admitted.auth_context)
-            if self._slow and not self._writing:
+            if self._slow and not self.outbox.writing:
                 with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                     # after any part of a chunk the socket did not take, so the body ends well-formed
                     await self.stream.send_all(self.outbox.take_unsent() + LAST_CHUNK)
@@ -137,16 +136,6 @@ class DirectSSE:
                 continue
             if outbox.flushing and not outbox.closed:
                 continue  # woken for the resync only: the flusher writes the events
-            outbox.flushing = False  # handed back, or closed: the writes are ours until drained
-            data = outbox.take()
-            if data:
-                self._writing = True  # a cancel in here leaves a chunk cut at an unknown byte
-                await self.stream.send_all(data)
-                self._writing = False
-                outbox.last_write = trio.current_time()
-                outbox.resume_flushing()  # drained: back to the flusher (unless more came meanwhile)
-            elif outbox.closed:
+            if not await outbox.write_out(self.stream) and outbox.closed:
                 await self.stream.send_all(LAST_CHUNK)
                 return
-            else:
-                outbox.resume_flushing()

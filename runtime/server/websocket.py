@@ -96,7 +96,6 @@ class Connection:
         #: (code, reason) when the connection is being ended at once (slow-consumer close, ping
         #: timeout): its tasks are cancelled and the close frame is written best effort.
         self._abort: tuple[int, str] | None = None
-        self._writing = False  # the writer is inside send_all
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
         self.auth_context: Any = None
         self._early_events: list[Any] = []
@@ -133,7 +132,7 @@ class Connection:
                 server.metrics.connections["websocket"] -= 1
                 with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
                     await self._cleanup()
-                if self._abort is not None and not self._writing:  # (mid-write: cut at an unknown byte)
+                if self._abort is not None and not self.outbox.writing:
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                         # after any part of a frame the socket did not take, so the close frame stays whole
                         await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
@@ -289,18 +288,9 @@ class Connection:
                 await self._resync()
             if outbox.flushing and not outbox.closed:
                 continue  # woken for the resync only: the flusher writes the frames
-            outbox.flushing = False  # closed: the final flush is ours
-            data = outbox.take()
-            if data:
-                self._writing = True
-                await self.stream.send_all(data)
-                self._writing = False
-                outbox.resume_flushing()  # drained: back to the flusher (unless more came meanwhile)
-            elif outbox.closed:
-                connection_scope.cancel()  # everything written: end the reader and pinger too
+            if not await outbox.write_out(self.stream) and outbox.closed:
+                connection_scope.cancel()  # everything written: end the reader too
                 return
-            else:
-                outbox.resume_flushing()
 
     # -- heartbeat (called by the server's `Heartbeat`) -----------------------------
 
