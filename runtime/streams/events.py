@@ -157,9 +157,9 @@ class Turn(list):  # type: ignore[type-arg]
     turn are the same as every other such subscriber's with the same
     encoding: `encoded` joins them once and caches the result, and a fan-out
     of a sixty-event turn to a thousand connections appends one block to
-    each outbox instead of sixty (bench/fanout.py: this was half the
-    server's CPU under a steady load). It is a list, so a subscriber that
-    knows nothing of it iterates it as before.
+    each outbox instead of sixty (bench/fanout.py, 64 producers at 1,000
+    subscribers: 0.80 -> 0.33 µs of server CPU per delivery). It is a list,
+    so a subscriber that knows nothing of it iterates it as before.
     """
 
     __slots__ = ("_encoded",)
