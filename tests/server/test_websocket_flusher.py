@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import socket
 
 import orjson
@@ -25,9 +27,10 @@ async def receive(ws) -> dict:
         return orjson.loads(await ws.get_message())
 
 
-async def open_stalled(url: str, group: str) -> trio.SocketStream:
-    """A client that upgrades, joins and then never reads: with a tiny receive buffer, the server's socket blocks."""
-    host, port = url.removeprefix("ws://").split(":")
+async def open_stalled(listening, group: str) -> tuple[trio.SocketStream, Any]:
+    """A client that upgrades, joins and then never reads (with a tiny receive buffer, the server's
+    socket blocks), and its server-side connection once the join is registered."""
+    host, port = listening.stream_url.removeprefix("ws://").split(":")
     sock = trio.socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     await sock.connect((host, int(port)))
@@ -39,15 +42,13 @@ async def open_stalled(url: str, group: str) -> trio.SocketStream:
         ws.receive_data(await stream.receive_some(65536))
         accepted = any(isinstance(event, AcceptConnection) for event in ws.events())
     await stream.send_all(ws.send(TextMessage(data=join("stalled", group))))
-    return stream
-
-
-def server_side(listening, client: trio.SocketStream):
-    port = client.socket.getsockname()[1]
-    for connection in listening.websocket.connections:
-        if connection.stream.socket.getpeername()[1] == port:
-            return connection
-    raise AssertionError("no such connection")
+    port = stream.socket.getsockname()[1]
+    with trio.fail_after(5):
+        while True:
+            for connection in listening.websocket.connections:
+                if connection.stream.socket.getpeername()[1] == port and "stalled" in connection.subscriptions:
+                    return stream, connection
+            await trio.sleep(0)
 
 
 async def test_a_stalled_reader_does_not_delay_the_other_connections():
@@ -56,11 +57,7 @@ async def test_a_stalled_reader_does_not_delay_the_other_connections():
     async with running_ws(app) as listening, open_websocket_url(listening.stream_url) as healthy:
         await healthy.send_message(join("h", "g"))
         assert (await receive(healthy))["event"]["type"] == "sync"
-        stalled_client = await open_stalled(listening.stream_url, "g")
-        with trio.fail_after(5):
-            while (await app.engine.group_stats("s", "g"))["subscribers"] < 2:
-                await trio.sleep(0)
-        stalled = server_side(listening, stalled_client)
+        stalled_client, stalled = await open_stalled(listening, "g")
         payload = "x" * 16384
         i = 0
         # publish until the stalled socket would block and the flusher hands it to its writer
@@ -85,11 +82,7 @@ async def test_a_reader_that_stalls_then_drains_gets_every_event_in_order_and_re
     app = App(streams=[Stream("s")])
     s = app.stream("s")
     async with running_ws(app) as listening:
-        client = await open_stalled(listening.stream_url, "g")
-        with trio.fail_after(5):
-            while (await app.engine.group_stats("s", "g"))["subscribers"] < 1:
-                await trio.sleep(0)
-        connection = server_side(listening, client)
+        client, connection = await open_stalled(listening, "g")
         payload = "y" * 16384
         sent = 0
         while connection.outbox.flushing or sent < 40:  # well past the point where the socket blocked
