@@ -3,8 +3,9 @@
 wsproto does the handshake and parses what clients send; what the server
 sends is framed here, once per event (`ws_protocol.event_frame`), and the
 same bytes go to every matching connection's outbox. Each connection is a
-small actor with three tasks in its own nursery — a reader that handles
-frames strictly in arrival order, a writer, a pinger — and a cleanup that
+small actor with two tasks in its own nursery — a reader that handles
+frames strictly in arrival order, and a writer; its pings come from the
+server's one `Heartbeat` (heartbeat.py) — and a cleanup that
 runs however the connection ends (client close, network drop, slow-consumer
 policy, server shutdown) and leaves nothing behind: no task, no
 registration in any group, no buffer.
