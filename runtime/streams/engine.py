@@ -60,6 +60,8 @@ class EngineMetrics:
     #: Changes and sends other processes made, delivered here (shared storage only).
     events_followed: int = 0
     slow_consumer_drops: int = 0
+    #: Subscribers that raised while a group delivered to them: each one removed from its group alone.
+    subscriber_errors: int = 0
 
 
 class StreamEngine(SingleUse):

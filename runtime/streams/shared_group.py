@@ -191,9 +191,7 @@ class SharedGroupActor(GroupActor):
         count = len(self.subscribers) + extra
         position = await self._storage.reserve(self.stream, self.group, count=count, now=self._clock())
         self._reserved = deque(range(position.timestamp - count + 1, position.timestamp + 1))
-        for subscriber in self.subscribers.all_subscribers():
-            for item_id in self.subscribers.subscriptions_of(subscriber).values():
-                self._deliver(subscriber, self._sync_event(item_id), initial=True)
+        self._resync_all()
 
     async def _reload_after_conflict(self) -> None:
         await self._reload_and_resync()
