@@ -59,7 +59,7 @@ class EventLog:
             log = self._logs[stream] = deque(maxlen=self._per_stream)
         log.append(entry)
         self._tracer.event(
-            event.trace_id, "stream", f"{stream}/{event.group}/{event.item_id or '*'}", at=event.timestamp,
+            event.trace_id, "stream", f"{stream}/{event.group}/{event.item_id or '*'}", timestamp=event.timestamp,
             stream=stream, group=event.group, item=event.item_id, type=entry["type"], offset=event.offset,
             epoch=event.epoch, size=size,
         )

@@ -76,7 +76,7 @@ def _provider_from_environment() -> Any:
                 else:
                     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             except ImportError:
-                logger.info("OpenTelemetry: no OTLP exporter installed (the otel extra has it); spans are not exported")
+                logger.debug("OpenTelemetry: no OTLP exporter installed (the otel extra has it); spans are not exported")
                 continue
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             added = True

@@ -360,7 +360,7 @@ function renderStep(step) {
   for (const trigger of step.triggers) {
     if (trigger.type === "http") node.append(requestForm(step, trigger));
     if (trigger.type === "cron") {
-      node.append(el("div", { class: "cron", dataset: { step: step.name } }, "next fire: ", el("span", { class: "next" }, new Date(trigger.next_ms).toLocaleString()), " ",
+      node.append(el("div", { class: "cron", dataset: { step: step.name, next: new Date(trigger.next_ms).toISOString() } }, "next fire: ", el("span", { class: "next" }, new Date(trigger.next_ms).toLocaleString()), " ",
         el("button", { class: "run-now", onclick: async (e) => {
           e.target.disabled = true;
           try { await api(`/cron/${encode(step.name)}/run`, { method: "POST" }); e.target.textContent = "ran ✓"; }
