@@ -177,6 +177,7 @@ class HttpServer:
         self.handlers = handlers
         self.metrics = ServerMetrics()
         self.open_outboxes: set[SSEOutbox] = set()
+        self.front_door: Any = None  # the HTTP port's connection handler, once serving
         self._check_routes()
         self.quart = self._build()
 

@@ -12,7 +12,7 @@ waits for room instead.
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping
+from typing import Callable, Mapping
 
 import trio
 
@@ -40,6 +40,9 @@ class ResponseStream:
         self.wrote = False
         self._wake = trio.Event()
         self._room = trio.Event()
+        #: Called once, at the first write: the server starts writing the body then
+        #: (so a handler that returns a plain response costs no writer task).
+        self.on_first_write: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -65,6 +68,8 @@ class ResponseStream:
             raise BufferError(f"the client is not reading fast enough ({self._size} bytes waiting)")
         self._chunks.append(chunk)
         self._size += len(chunk)
+        if not self.wrote and self.on_first_write is not None:
+            self.on_first_write()
         self.wrote = True
         self.started.set()
         self._wake.set()

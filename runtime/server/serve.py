@@ -25,7 +25,6 @@ from actors.exceptions import sole_error
 
 from .front_door import FrontDoor
 from .http import HttpServer
-from .hypercorn_worker import HypercornWorker
 from .websocket import WebSocketServer
 from .settings import ServerSettings
 
@@ -53,7 +52,7 @@ def _hypercorn_config(settings: ServerSettings) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("runtime.server.hypercorn")
     config.graceful_timeout = settings.shutdown_timeout
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = settings.keep_alive_timeout
     config.h11_max_incomplete_size = 64 * 1024
     config.backlog = 2048  # a thousand EventSources reconnecting at once must not be refused
     return config
@@ -88,8 +87,8 @@ async def serve(
             async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
                 try:
                     if settings.sse_direct:
-                        front = FrontDoor(server, HypercornWorker(server.quart, config),
-                                          head_timeout=config.keep_alive_timeout, backlog=config.backlog)
+                        front = FrontDoor(server, keep_alive_timeout=config.keep_alive_timeout,
+                                          backlog=config.backlog)
                         await front.serve(shutdown, task_status=task_status)
                     else:
                         await hypercorn_serve(server.quart, config, shutdown_trigger=shutdown.wait,

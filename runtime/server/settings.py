@@ -28,6 +28,9 @@ class ServerSettings:
     #: Serve a connection's first SSE request on the raw socket (front_door.py,
     #: sse_direct.py) rather than through hypercorn and Quart; same wire format.
     sse_direct: bool = True
+    #: Seconds an idle HTTP keep-alive connection is kept between two requests (and
+    #: before its first); a request head or body that stalls this long is dropped too.
+    keep_alive_timeout: float = 75.0
     #: SSE comment heartbeat, seconds.
     sse_heartbeat: float = 15.0
     #: SSE ``retry:`` hint for EventSource reconnects, milliseconds.
