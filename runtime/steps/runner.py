@@ -15,8 +15,9 @@ import inspect
 import logging
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import attrs
 import croniter
@@ -216,11 +217,13 @@ class StepRuntime:
             else:  # Motia's cron handlers take (ctx): a cron tick has no input to give
                 args = (ctx,) if trigger.type == "cron" else (input,)
             timeout = one.config.timeout
+            handler = one.handler
+            assert handler is not None  # a step without a handler is refused when it is added
             with trio.fail_after(timeout) if timeout else nullcontext():
                 if one.is_async:
-                    result = await one.handler(*args)  # type: ignore[misc]
+                    result = await handler(*args)
                 else:
-                    result = await trio.to_thread.run_sync(functools.partial(one.handler, *args))  # type: ignore[arg-type]
+                    result = await trio.to_thread.run_sync(functools.partial(handler, *args))
                 if inspect.isawaitable(result):
                     result = await result
             return result
@@ -255,9 +258,9 @@ class StepRuntime:
         if match is None:
             return _error(404, "not_found", trace_id, message=f"no route for {request.method} {request.path}")
         if isinstance(match, MethodNotAllowed):
-            response = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
-            response.headers["Allow"] = ", ".join(match.allowed)
-            return response
+            refusal = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
+            refusal.headers["Allow"] = ", ".join(match.allowed)
+            return refusal
         route: HttpRoute = match.target
         request.path_params = match.params
         if route.validator is not None:
@@ -268,7 +271,9 @@ class StepRuntime:
                 return ApiResponse(400, body, {"X-Trace-Id": trace_id})
         trigger = TriggerInfo("http", method=route.trigger.method, path=route.trigger.path)
         try:
-            result = await self.invoke(route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition)
+            result = await self.invoke(
+                route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition
+            )
             if result is SKIPPED:
                 return _error(404, "not_found", trace_id, message="the step's condition declined this request")
             response = to_response(result)
@@ -325,7 +330,9 @@ class StepRuntime:
         one = binding.step
         trigger = TriggerInfo("queue", topic=message.topic)
         try:
-            await self.invoke(one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition)
+            await self.invoke(
+                one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition
+            )
         except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
             await self._retry_or_bury(one, message, exc, receipt)
             return
@@ -350,7 +357,8 @@ class StepRuntime:
                 await self.engine.storage.queue_dead(failed)
             return
         delay = policy.delay(attempts, self._rng)
-        self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)", exc)
+        where = f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)"
+        self._log_failure(one, message.trace_id, where, exc)
         self.metrics.retries += 1
         retry = attrs.evolve(failed, due_ms=self.clock.now_ms() + int(delay * 1000))
         if receipt is not None:

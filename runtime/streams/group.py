@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import outcome
 
@@ -28,8 +29,19 @@ from ..storage.base import ConflictError, GroupCommit, StoredEvent
 from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event, Turn
 from .messages import (
-    MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
-    UpdateItem, UpdateMany,
+    MUTATIONS,
+    DeleteItem,
+    GetItem,
+    GroupStats,
+    Join,
+    Joined,
+    Leave,
+    LeaveAll,
+    ListItems,
+    SendEvent,
+    SetItem,
+    UpdateItem,
+    UpdateMany,
 )
 from .ops import apply_ops, name_entry
 from .subscribers import Subscriber, SubscriberIndex
@@ -139,7 +151,7 @@ class GroupActor(Actor):
 
     # -- the turn -------------------------------------------------------------
 
-    async def receive_batch(self, messages: list[Any]) -> list[outcome.Outcome]:
+    async def receive_batch(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
         if not self._loaded:
             error = await self._ensure_loaded()
             if error is not None:
@@ -201,8 +213,9 @@ class GroupActor(Actor):
         a successful mutation is answered only once its segment commits."""
         try:
             kind = type(message)
+            reply: Any = None
             if kind is SendEvent:
-                reply: Any = self._emit(message, segment)
+                self._emit(message, segment)
             elif kind is DeleteItem:
                 reply = self._delete(message.item_id, segment, message.trace_id)
             elif kind is UpdateMany:
@@ -218,7 +231,7 @@ class GroupActor(Actor):
     def _set(self, message: SetItem | UpdateItem, segment: _Segment) -> SetResult:
         item_id = message.item_id
         old = self._current(segment, item_id)
-        if type(message) is SetItem:
+        if isinstance(message, SetItem):
             new = {"id": item_id, **message.data}
         else:
             new = apply_ops(old, message.ops)
@@ -227,7 +240,9 @@ class GroupActor(Actor):
         self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
         return SetResult(new_value=new, old_value=old)
 
-    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> tuple[dict, dict | None]:
+    def _update(
+        self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None
+    ) -> tuple[dict, dict | None]:
         """One entry of an `UpdateMany`: `_set`'s update, replying (new, old) without a SetResult."""
         old = self._current(segment, item_id)
         new = apply_ops(old, ops)
@@ -253,7 +268,7 @@ class GroupActor(Actor):
         trace_id = message.trace_id
         entry = 0
         try:
-            for entry, (item_id, ops) in enumerate(message.entries):
+            for entry, (item_id, ops) in enumerate(message.entries):  # noqa: B007 - the except names it
                 if item_id not in before:
                     before[item_id] = values.get(item_id, _ABSENT)
                 results.append(self._update(segment, item_id, ops, trace_id))
@@ -359,7 +374,7 @@ class GroupActor(Actor):
         if not subscribers and dispatch is None:
             return  # nobody listens: no Event is built
         built = Turn([
-            self._state_event(*pending) if type(pending) is tuple else pending  # type: ignore[misc]
+            self._state_event(*pending) if type(pending) is tuple else pending
             for pending in events
         ])
         if subscribers:
