@@ -119,6 +119,11 @@ class App(SingleUse):
         except BaseExceptionGroup as group:
             raise_sole_error(group)
 
+    def add_internal_route(self, method: str, path: str, handler: Any) -> None:
+        """A route the runtime serves itself (the console, the browser client); see
+        `StepRuntime.add_internal_route`. Call it before the app is served."""
+        self.steps.add_internal_route(method, path, handler)
+
     # -- in-process calls ------------------------------------------------------------
 
     def stream(self, name: str) -> Any:

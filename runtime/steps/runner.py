@@ -23,7 +23,7 @@ import attrs
 import croniter
 import trio
 
-from ..errors import StorageError, ValidationError
+from ..errors import ConfigurationError, StorageError, ValidationError
 from ..logs import Logger
 from ..state import State
 from ..storage.base import QueuedMessage
@@ -36,7 +36,7 @@ from .clock import RuntimeClock
 from .context import FlowContext, TriggerInfo, activate, deactivate, new_trace_id
 from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput, to_response
 from .queues import Lane
-from .routes import MethodNotAllowed, RouteTable
+from .routes import MethodNotAllowed, RouteTable, split_path
 from .step import Step
 from .transport import Receipt, SharedQueues, shared_queues_for
 from .triggers import CronTrigger, HttpTrigger, QueueTrigger, StreamTrigger
@@ -69,6 +69,8 @@ class HttpRoute:
     step: Step
     trigger: HttpTrigger
     validator: Validator | None
+    #: A route the runtime serves itself (`StepRuntime.add_internal_route`): not a user step.
+    internal: bool = False
 
 
 @attrs.frozen
@@ -137,6 +139,28 @@ class StepRuntime:
                 if not croniter.croniter.is_valid(trigger.expression) or len(trigger.expression.split()) != 5:
                     raise ValueError(f"step {one.name!r}: invalid cron expression {trigger.expression!r}")
                 self._crons.append((one, trigger))
+
+    def add_internal_route(self, method: str, path: str, handler: Callable[[ApiRequest], Any]) -> None:
+        """Serve ``method path`` with ``handler(request) -> ApiResponse`` (sync or async), as the runtime's own.
+
+        For the console (``/_console/...``) and the browser client
+        (``/_client/stream.js``): an ordinary route-table entry, so whatever
+        serves step routes serves it too, but no step: it is not in
+        ``steps``, starts no trace and counts no invocation. A ``bytes`` or
+        ``str`` body with an explicit ``content-type`` is sent as it is.
+        The first path segment is reserved for the runtime: a user step on
+        it is a `ConfigurationError` naming the step.
+        """
+        first = split_path(path)[:1]
+        for other_method, other_path, route in self.routes.routes():
+            if not route.internal and split_path(other_path)[:1] == first:
+                raise ConfigurationError(
+                    f"step {route.step.name!r}: {other_method} {other_path} is on /{first[0]}/, "
+                    "which the runtime serves itself; move the route"
+                )
+        trigger = HttpTrigger(method.upper(), path)
+        one = Step({"name": f"runtime {method.upper()} {path}", "triggers": [trigger]}, handler)
+        self.routes.add(method, path, HttpRoute(one, trigger, None, internal=True))
 
     def stream_handle(self, name: str) -> Stream:
         handle = self._handles.get(name)
@@ -263,6 +287,8 @@ class StepRuntime:
             return refusal
         route: HttpRoute = match.target
         request.path_params = match.params
+        if route.internal:
+            return await _call_internal(route, request, trace_id)
         if route.validator is not None:
             try:
                 route.validator.validate(request.body)
@@ -444,6 +470,21 @@ class StepRuntime:
             await self.invoke(one, None, info, trace_id=trace_id, condition=trigger.condition)
         except Exception as exc:  # noqa: BLE001 - logged and counted
             self._log_failure(one, trace_id, "cron tick", exc)
+
+
+async def _call_internal(route: HttpRoute, request: ApiRequest, trace_id: str) -> ApiResponse | None:
+    assert route.step.handler is not None
+    try:
+        result = route.step.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        response = to_response(result)
+    except Exception:  # noqa: BLE001 - a 500 for the client, the traceback for the log
+        logger.exception("%s %s (the runtime's own route) failed; trace id %s", request.method, request.path, trace_id)
+        return _error(500, "internal", trace_id)
+    if response is not None:
+        response.headers.setdefault("X-Trace-Id", trace_id)
+    return response
 
 
 def _error(status: int, code: str, trace_id: str, *, message: str | None = None) -> ApiResponse:
