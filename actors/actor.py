@@ -9,7 +9,8 @@ passivation: it names the actor, not an instance.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
@@ -101,7 +102,7 @@ class ActorRef:
         *,
         key: Hashable,
         kind: VirtualActors | None = None,
-        ask_timeout: float,
+        ask_timeout: float | None,
     ) -> None:
         self._cell = cell
         self._kind = kind

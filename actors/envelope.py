@@ -69,11 +69,13 @@ class Ask:
         task = self._task
         if task is not None:
             self._task = None
-            trio.lowlevel.reschedule(task, outcome.Error(AskTimeout(f"no reply from {self.target!r} within {timeout} s")))
+            error = AskTimeout(f"no reply from {self.target!r} within {timeout} s")
+            trio.lowlevel.reschedule(task, outcome.Error(error))
 
     async def wait(self) -> Any:
         """Park until resolved; cancellation withdraws the ask."""
         if self._done:  # pragma: no cover - resolve() always runs in another task
+            assert self._early is not None
             return self._early.unwrap()
         self._task = trio.lowlevel.current_task()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import trio
 

@@ -10,7 +10,8 @@ stops just the child or fails the supervisor (and so on, up the tree).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio

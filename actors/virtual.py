@@ -8,7 +8,8 @@ message that arrives while it passivates is handled by the next activation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING
 
 from .actor import Actor, ActorRef
 from .errors import ActorStopped

@@ -40,8 +40,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Lines, verify  # noqa: E402
-from runtime import MemoryStorage, RedisStorage, Stream, StreamEngine  # noqa: E402
+from bench._common import Lines, verify
+from runtime import MemoryStorage, RedisStorage, Stream, StreamEngine
 
 INCREMENT = [{"type": "increment", "path": "n", "by": 1}]
 

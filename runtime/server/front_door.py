@@ -40,8 +40,18 @@ from ..steps.context import new_trace_id
 from .auth import Subscription
 from .flusher import Flusher
 from .http_wire import (
-    CONTINUE, NEED_DATA, BadRequest, Body, EndOfMessage, Lifecycle, Request, RequestReader, State, keep_alive,
-    response_head, clean_trace_id,
+    CONTINUE,
+    NEED_DATA,
+    BadRequest,
+    Body,
+    EndOfMessage,
+    Lifecycle,
+    Request,
+    RequestReader,
+    State,
+    clean_trace_id,
+    keep_alive,
+    response_head,
 )
 from .routes import Reply, Routes, Streamed, json_reply, split_target
 from .sse import SSE_HEADERS, subscription_target
@@ -267,15 +277,14 @@ class HttpConnection:
                 if not await self._receive():
                     raise _Gone
                 continue
-            kind = type(event)
-            if kind is Body:
+            if isinstance(event, Body):
                 size += len(event.data)
                 if size > limit:
                     return None
                 parts.append(event.data)
-            elif kind is EndOfMessage:
+            elif isinstance(event, EndOfMessage):
                 return parts[0] if len(parts) == 1 else b"".join(parts)
-            else:  # a BadRequest in the body (a chunk size it cannot read, ...)
+            elif isinstance(event, BadRequest):  # in the body: a chunk size it cannot read, ...
                 raise _Unframed(event)
 
     async def _request(self, request: Request) -> bool:
@@ -304,7 +313,7 @@ class HttpConnection:
             return await self._end(False, linger=True)
         path, query = split_target(request.target)
         answer = await routes.answer(request, path, query, body, trace_id, self)
-        if type(answer) is Streamed:
+        if isinstance(answer, Streamed):
             door.server.metrics.http_requests[answer.status] += 1
             keep = answer.complete and keep_alive(request, body_read=True, status=answer.status,
                                                   draining=door.draining, close_delimited=answer.close)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Iterable, Union
 
 import httptools
 
@@ -60,7 +60,7 @@ class Request:
         connection = self.tokens(b"connection")
         # RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
         self.keep_alive = b"close" not in connection if version == "1.1" else b"keep-alive" in connection
-        self.expect_continue = version == "1.1" and self.header(b"expect", b"").lower() == b"100-continue"
+        self.expect_continue = version == "1.1" and (self.header(b"expect") or b"").lower() == b"100-continue"
 
     def header(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """The last value of ``name`` (lower case), or ``default``."""
@@ -112,7 +112,7 @@ class _NeedData:
 #: `RequestReader.next_event` when it must be fed more bytes.
 NEED_DATA = _NeedData()
 
-Event = Union[Request, Body, EndOfMessage, BadRequest, _NeedData]
+Event = Request | Body | EndOfMessage | BadRequest | _NeedData
 _END = EndOfMessage()
 
 

@@ -137,7 +137,8 @@ class Routes:
     def common(self, request: Request, trace_id: str) -> list[tuple[str, str]]:
         """CORS (when the request's origin is allowed) and the trace id: on every response."""
         origin = request.header(b"origin")
-        headers = cors_headers(self.settings, origin.decode("latin-1")) if origin is not None and self.settings.cors_origins else []
+        cors = origin is not None and self.settings.cors_origins
+        headers = cors_headers(self.settings, origin.decode("latin-1")) if cors and origin is not None else []
         headers.append(("x-trace-id", trace_id))
         return headers
 
@@ -160,8 +161,8 @@ class Routes:
                 return preflight
         if path in _SERVER_ROUTES:
             if method not in ("GET", "HEAD"):
-                return json_reply(405, {"error": "method_not_allowed", "message": f"{method} is not allowed here",
-                                        "trace_id": trace_id}, [("allow", "GET, HEAD"), *self.common(request, trace_id)])
+                refusal = {"error": "method_not_allowed", "message": f"{method} is not allowed here", "trace_id": trace_id}
+                return json_reply(405, refusal, [("allow", "GET, HEAD"), *self.common(request, trace_id)])
             if path == "/health":
                 return json_reply(200, {"status": "ok"}, self.common(request, trace_id))
             text = render_metrics(self.server.app, self.server.metrics).encode()

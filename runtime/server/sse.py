@@ -6,6 +6,7 @@ subscriber of a group writes the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -16,7 +17,10 @@ from .outbox import Outbox
 if TYPE_CHECKING:
     from .settings import ServerSettings
 
-__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK", "subscription_target"]
+__all__ = [
+    "sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
+    "subscription_target",
+]
 
 #: The headers of an SSE response (both serving paths).
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
@@ -58,7 +62,7 @@ def chunk(data: bytes) -> bytes:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-def subscription_target(prefix: str, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+def subscription_target(prefix: str, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]],
                         ) -> tuple[str, list[str], dict[str, Any]] | None:
     """``(path, [stream, group] or [stream, group, item], query)`` when a request head is an SSE
     subscription the direct path serves; None for anything else (hypercorn serves it, as before).

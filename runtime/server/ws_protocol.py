@@ -124,7 +124,9 @@ def bad_frame_error(message: str, code: str = "BAD_FRAME") -> bytes:
 
 
 def _stream_frame(stream: str, group: str, item_id: str | None, timestamp: int, event: dict[str, Any]) -> bytes:
-    body = envelope(stream=stream, group=group, item_id=item_id, timestamp=timestamp, epoch=None, offset=None, event=event)
+    body = envelope(
+        stream=stream, group=group, item_id=item_id, timestamp=timestamp, epoch=None, offset=None, event=event
+    )
     return text_frame(orjson.dumps(body))
 
 

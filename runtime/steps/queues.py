@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 

@@ -15,14 +15,15 @@ import inspect
 import logging
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import attrs
 import croniter
 import trio
 
-from ..errors import StorageError, ValidationError
+from ..errors import ConfigurationError, StorageError, ValidationError
 from ..logs import Logger
 from ..state import State
 from ..storage.base import QueuedMessage
@@ -35,7 +36,7 @@ from .clock import RuntimeClock
 from .context import FlowContext, TriggerInfo, activate, deactivate, new_trace_id
 from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput, to_response
 from .queues import Lane
-from .routes import MethodNotAllowed, RouteTable
+from .routes import MethodNotAllowed, RouteTable, split_path
 from .step import Step
 from .transport import Receipt, SharedQueues, shared_queues_for
 from .triggers import CronTrigger, HttpTrigger, QueueTrigger, StreamTrigger
@@ -68,6 +69,8 @@ class HttpRoute:
     step: Step
     trigger: HttpTrigger
     validator: Validator | None
+    #: A route the runtime serves itself (`StepRuntime.add_internal_route`): not a user step.
+    internal: bool = False
 
 
 @attrs.frozen
@@ -136,6 +139,28 @@ class StepRuntime:
                 if not croniter.croniter.is_valid(trigger.expression) or len(trigger.expression.split()) != 5:
                     raise ValueError(f"step {one.name!r}: invalid cron expression {trigger.expression!r}")
                 self._crons.append((one, trigger))
+
+    def add_internal_route(self, method: str, path: str, handler: Callable[[ApiRequest], Any]) -> None:
+        """Serve ``method path`` with ``handler(request) -> ApiResponse`` (sync or async), as the runtime's own.
+
+        For the console (``/_console/...``) and the browser client
+        (``/_client/stream.js``): an ordinary route-table entry, so whatever
+        serves step routes serves it too, but no step: it is not in
+        ``steps``, starts no trace and counts no invocation. A ``bytes`` or
+        ``str`` body with an explicit ``content-type`` is sent as it is.
+        The first path segment is reserved for the runtime: a user step on
+        it is a `ConfigurationError` naming the step.
+        """
+        first = split_path(path)[:1]
+        for other_method, other_path, route in self.routes.routes():
+            if not route.internal and split_path(other_path)[:1] == first:
+                raise ConfigurationError(
+                    f"step {route.step.name!r}: {other_method} {other_path} is on /{first[0]}/, "
+                    "which the runtime serves itself; move the route"
+                )
+        trigger = HttpTrigger(method.upper(), path)
+        one = Step({"name": f"runtime {method.upper()} {path}", "triggers": [trigger]}, handler)
+        self.routes.add(method, path, HttpRoute(one, trigger, None, internal=True))
 
     def stream_handle(self, name: str) -> Stream:
         handle = self._handles.get(name)
@@ -216,11 +241,13 @@ class StepRuntime:
             else:  # Motia's cron handlers take (ctx): a cron tick has no input to give
                 args = (ctx,) if trigger.type == "cron" else (input,)
             timeout = one.config.timeout
+            handler = one.handler
+            assert handler is not None  # a step without a handler is refused when it is added
             with trio.fail_after(timeout) if timeout else nullcontext():
                 if one.is_async:
-                    result = await one.handler(*args)  # type: ignore[misc]
+                    result = await handler(*args)
                 else:
-                    result = await trio.to_thread.run_sync(functools.partial(one.handler, *args))  # type: ignore[arg-type]
+                    result = await trio.to_thread.run_sync(functools.partial(handler, *args))
                 if inspect.isawaitable(result):
                     result = await result
             return result
@@ -255,11 +282,13 @@ class StepRuntime:
         if match is None:
             return _error(404, "not_found", trace_id, message=f"no route for {request.method} {request.path}")
         if isinstance(match, MethodNotAllowed):
-            response = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
-            response.headers["Allow"] = ", ".join(match.allowed)
-            return response
+            refusal = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
+            refusal.headers["Allow"] = ", ".join(match.allowed)
+            return refusal
         route: HttpRoute = match.target
         request.path_params = match.params
+        if route.internal:
+            return await _call_internal(route, request, trace_id)
         if route.validator is not None:
             try:
                 route.validator.validate(request.body)
@@ -268,7 +297,9 @@ class StepRuntime:
                 return ApiResponse(400, body, {"X-Trace-Id": trace_id})
         trigger = TriggerInfo("http", method=route.trigger.method, path=route.trigger.path)
         try:
-            result = await self.invoke(route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition)
+            result = await self.invoke(
+                route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition
+            )
             if result is SKIPPED:
                 return _error(404, "not_found", trace_id, message="the step's condition declined this request")
             response = to_response(result)
@@ -325,7 +356,9 @@ class StepRuntime:
         one = binding.step
         trigger = TriggerInfo("queue", topic=message.topic)
         try:
-            await self.invoke(one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition)
+            await self.invoke(
+                one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition
+            )
         except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
             await self._retry_or_bury(one, message, exc, receipt)
             return
@@ -350,7 +383,8 @@ class StepRuntime:
                 await self.engine.storage.queue_dead(failed)
             return
         delay = policy.delay(attempts, self._rng)
-        self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)", exc)
+        where = f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)"
+        self._log_failure(one, message.trace_id, where, exc)
         self.metrics.retries += 1
         retry = attrs.evolve(failed, due_ms=self.clock.now_ms() + int(delay * 1000))
         if receipt is not None:
@@ -436,6 +470,21 @@ class StepRuntime:
             await self.invoke(one, None, info, trace_id=trace_id, condition=trigger.condition)
         except Exception as exc:  # noqa: BLE001 - logged and counted
             self._log_failure(one, trace_id, "cron tick", exc)
+
+
+async def _call_internal(route: HttpRoute, request: ApiRequest, trace_id: str) -> ApiResponse | None:
+    assert route.step.handler is not None
+    try:
+        result = route.step.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        response = to_response(result)
+    except Exception:  # noqa: BLE001 - a 500 for the client, the traceback for the log
+        logger.exception("%s %s (the runtime's own route) failed; trace id %s", request.method, request.path, trace_id)
+        return _error(500, "internal", trace_id)
+    if response is not None:
+        response.headers.setdefault("X-Trace-Id", trace_id)
+    return response
 
 
 def _error(status: int, code: str, trace_id: str, *, message: str | None = None) -> ApiResponse:

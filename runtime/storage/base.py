@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import abc
 import secrets
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Callable, Self, Sequence
+from typing import Any, Self
 
 import attrs
 import trio

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from typing import Any, cast
 
 import attrs
 import trio
@@ -60,6 +61,8 @@ class EngineMetrics:
     #: Changes and sends other processes made, delivered here (shared storage only).
     events_followed: int = 0
     slow_consumer_drops: int = 0
+    #: Subscribers that raised while a group delivered to them: each one removed from its group alone.
+    subscriber_errors: int = 0
 
 
 class StreamEngine(SingleUse):
@@ -166,7 +169,7 @@ class StreamEngine(SingleUse):
                     self._system = system
                     self._groups = system.virtual("group", self._new_group_actor, idle_timeout=self._idle_timeout)
                     if self.storage.shared:
-                        await nursery.start(self.storage.follow, self._follow, self._storage_lost)  # type: ignore[attr-defined]
+                        await nursery.start(self.storage.follow, self._follow, self._storage_lost)  # type: ignore[attr-defined]  # shared: has follow
                     yield self
                 # Groups have drained and committed; let triggers finish what
                 # is queued, within a bound, then stop them.
@@ -180,7 +183,7 @@ class StreamEngine(SingleUse):
             _current_engine.reset(token)
 
     def _new_group_actor(self, key: Hashable) -> GroupActor:
-        stream, group = key  # type: ignore[misc]
+        stream, group = cast("tuple[str, str]", key)
         actor = SharedGroupActor if self.storage.shared else GroupActor
         return actor(self, self.definition(stream), group)
 
@@ -209,7 +212,7 @@ class StreamEngine(SingleUse):
             try:
                 groups.ref(key).tell_nowait(CatchUp(reload=data_lost))
             except (MailboxFull, ActorStopped):
-                logger.warning("%s/%s: could not ask the group to catch up", *key)
+                logger.warning("%s/%s: could not ask the group to catch up", *cast("tuple[str, str]", key))
 
     # -- groups -----------------------------------------------------------------------
 
@@ -273,9 +276,8 @@ class StreamEngine(SingleUse):
         never delays a mutation. An exception is logged and counted.
         """
         self.definition(stream)
-        listener = StreamListener(
-            stream, handler, group_id=group_id, item_id=item_id, name=name or getattr(handler, "__name__", "listener")
-        )
+        name = name or str(getattr(handler, "__name__", "listener"))
+        listener = StreamListener(stream, handler, group_id=group_id, item_id=item_id, name=name)
         self.triggers.add(listener)
         return listener
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import outcome
 
@@ -28,8 +29,19 @@ from ..storage.base import ConflictError, GroupCommit, StoredEvent
 from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event, Turn
 from .messages import (
-    MUTATIONS, DeleteItem, GetItem, GroupStats, Join, Joined, Leave, LeaveAll, ListItems, SendEvent, SetItem,
-    UpdateItem, UpdateMany,
+    MUTATIONS,
+    DeleteItem,
+    GetItem,
+    GroupStats,
+    Join,
+    Joined,
+    Leave,
+    LeaveAll,
+    ListItems,
+    SendEvent,
+    SetItem,
+    UpdateItem,
+    UpdateMany,
 )
 from .ops import apply_ops, name_entry
 from .subscribers import Subscriber, SubscriberIndex
@@ -139,7 +151,7 @@ class GroupActor(Actor):
 
     # -- the turn -------------------------------------------------------------
 
-    async def receive_batch(self, messages: list[Any]) -> list[outcome.Outcome]:
+    async def receive_batch(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
         if not self._loaded:
             error = await self._ensure_loaded()
             if error is not None:
@@ -201,8 +213,9 @@ class GroupActor(Actor):
         a successful mutation is answered only once its segment commits."""
         try:
             kind = type(message)
+            reply: Any = None
             if kind is SendEvent:
-                reply: Any = self._emit(message, segment)
+                self._emit(message, segment)
             elif kind is DeleteItem:
                 reply = self._delete(message.item_id, segment, message.trace_id)
             elif kind is UpdateMany:
@@ -218,7 +231,7 @@ class GroupActor(Actor):
     def _set(self, message: SetItem | UpdateItem, segment: _Segment) -> SetResult:
         item_id = message.item_id
         old = self._current(segment, item_id)
-        if type(message) is SetItem:
+        if isinstance(message, SetItem):
             new = {"id": item_id, **message.data}
         else:
             new = apply_ops(old, message.ops)
@@ -227,7 +240,9 @@ class GroupActor(Actor):
         self._record(segment, item_id, "update" if old is not None else "create", new, new, message.trace_id)
         return SetResult(new_value=new, old_value=old)
 
-    def _update(self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None) -> tuple[dict, dict | None]:
+    def _update(
+        self, segment: _Segment, item_id: str, ops: list[Any], trace_id: str | None
+    ) -> tuple[dict, dict | None]:
         """One entry of an `UpdateMany`: `_set`'s update, replying (new, old) without a SetResult."""
         old = self._current(segment, item_id)
         new = apply_ops(old, ops)
@@ -253,7 +268,7 @@ class GroupActor(Actor):
         trace_id = message.trace_id
         entry = 0
         try:
-            for entry, (item_id, ops) in enumerate(message.entries):
+            for entry, (item_id, ops) in enumerate(message.entries):  # noqa: B007 - the except names it
                 if item_id not in before:
                     before[item_id] = values.get(item_id, _ABSENT)
                 results.append(self._update(segment, item_id, ops, trace_id))
@@ -359,7 +374,7 @@ class GroupActor(Actor):
         if not subscribers and dispatch is None:
             return  # nobody listens: no Event is built
         built = Turn([
-            self._state_event(*pending) if type(pending) is tuple else pending  # type: ignore[misc]
+            self._state_event(*pending) if type(pending) is tuple else pending
             for pending in events
         ])
         if subscribers:
@@ -376,68 +391,97 @@ class GroupActor(Actor):
         )
 
     def _fan_out(self, events: Turn) -> None:
-        """Deliver a turn's events to every subscriber that should see them, in order."""
-        if len(events) == 1:
-            event = events[0]
-            for subscriber in self.subscribers.targets(event.item_id):
-                self._deliver(subscriber, event)
-        else:
-            self._deliver_turn(events)
+        """Deliver a turn's events, in order, to every subscriber that should see them: the one path.
 
-    def _deliver_turn(self, events: Turn) -> None:
-        """A turn's events: one ``deliver_many`` call per whole-group subscriber that has it (a
-        thousand subscribers and sixty events are a thousand calls, not sixty thousand);
-        item-only subscribers get their item's events one by one. Each subscriber sees the
-        events in order either way."""
+        A whole-group subscriber gets the turn in one ``deliver_many`` call
+        (a thousand subscribers and sixty events are a thousand calls, not
+        sixty thousand; a turn of one event is one ``deliver``); an item-only
+        subscriber gets its item's events one by one.
+
+        Each subscriber is a fault boundary: one that raises is removed
+        after the loop (never from the index being iterated), logged once
+        and counted in ``subscriber_errors``; the turn's commit is already
+        answered and every other subscriber gets every event.
+        """
         subscribers = self.subscribers
-        broken = []
+        broken: dict[Subscriber, None] = {}
         drops = 0
+        single = events[0] if len(events) == 1 else None
         for subscriber in subscribers.whole_group:
             try:
-                many = getattr(subscriber, "deliver_many", None)
-                if many is not None:
-                    drops += many(events)
+                if single is not None:
+                    drops += not subscriber.deliver(single)
                 else:
-                    for event in events:
-                        drops += not subscriber.deliver(event)
-            except Exception:  # noqa: BLE001 - a broken subscriber must not break the group
-                logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
-                broken.append(subscriber)
-        for subscriber in broken:
-            subscribers.remove_all(subscriber)
-        if drops:
-            self.engine.metrics.slow_consumer_drops += drops
+                    many = getattr(subscriber, "deliver_many", None)
+                    if many is not None:
+                        drops += many(events)
+                    else:
+                        for event in events:
+                            drops += not subscriber.deliver(event)
+            except Exception:  # noqa: BLE001 - one broken subscriber must not break the group
+                self._subscriber_failed(subscriber, broken)
         if subscribers.has_item_subscribers:
             for event in events:
-                if event.item_id is not None:
-                    for subscriber in subscribers.item_only_targets(event.item_id):
-                        self._deliver(subscriber, event)
+                if event.item_id is None:
+                    continue
+                for subscriber in subscribers.item_only_targets(event.item_id):
+                    if subscriber in broken:
+                        continue
+                    try:
+                        drops += not subscriber.deliver(event)
+                    except Exception:  # noqa: BLE001 - one broken subscriber must not break the group
+                        self._subscriber_failed(subscriber, broken)
+        if drops:
+            self.engine.metrics.slow_consumer_drops += drops
+        for subscriber in broken:
+            subscribers.remove_all(subscriber)
 
-    def _deliver(self, subscriber: Subscriber, event: Event, *, initial: bool = False) -> None:
-        try:
-            if not subscriber.deliver(event, initial=initial):
-                self.engine.metrics.slow_consumer_drops += 1
-        except Exception:  # noqa: BLE001 - a broken subscriber must not break the group
-            logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
-            self.subscribers.remove_all(subscriber)
+    def _subscriber_failed(self, subscriber: Subscriber, broken: dict[Subscriber, None]) -> None:
+        """Log (with the traceback) and count a subscriber that raised; the caller removes it."""
+        logger.exception("%s/%s: subscriber %r failed; removing it", self.stream, self.group, subscriber)
+        self.engine.metrics.subscriber_errors += 1
+        broken[subscriber] = None
+
+    def _resync_all(self) -> None:
+        """A fresh sync to every subscription (after a reload), each subscriber a fault boundary."""
+        subscribers = self.subscribers
+        broken: dict[Subscriber, None] = {}
+        for subscriber in subscribers.all_subscribers():  # a copy: removal below is safe
+            try:
+                for item_id in subscribers.subscriptions_of(subscriber).values():
+                    subscriber.deliver(self._sync_event(item_id), initial=True)
+            except Exception:  # noqa: BLE001 - one broken subscriber must not break the group
+                self._subscriber_failed(subscriber, broken)
+        for subscriber in broken:
+            subscribers.remove_all(subscriber)
 
     # -- subscriptions ----------------------------------------------------------------
 
     def _join(self, join: Join) -> Joined:
+        """Send the joining subscriber its sync (or replay), then register it.
+
+        A subscriber that raises on its own join frames is not registered and
+        the error goes back to whoever asked to join (counted in
+        ``subscriber_errors``); the group and its other subscribers carry on.
+        """
+        subscriber = join.subscriber
         replay = self._replay_for(join)
-        if replay is None:
-            sync = self._sync_event(join.item_id)
-            self._deliver(join.subscriber, sync, initial=True)
-            joined = Joined(epoch=self.epoch, offset=self.offset, resumed=False, replayed=0)
-        else:
-            for event in replay:
-                self._deliver(join.subscriber, event, initial=True)
-            marker = Event(
-                stream=self.stream, group=self.group, item_id=join.item_id, type="resumed", data=None,
-                timestamp=self._bump_timestamp(), epoch=self.epoch, offset=self.offset, replayed=len(replay),
-            )
-            self._deliver(join.subscriber, marker, initial=True)
-            joined = Joined(epoch=self.epoch, offset=self.offset, resumed=True, replayed=len(replay))
+        try:
+            if replay is None:
+                subscriber.deliver(self._sync_event(join.item_id), initial=True)
+                joined = Joined(epoch=self.epoch, offset=self.offset, resumed=False, replayed=0)
+            else:
+                for event in replay:
+                    subscriber.deliver(event, initial=True)
+                marker = Event(
+                    stream=self.stream, group=self.group, item_id=join.item_id, type="resumed", data=None,
+                    timestamp=self._bump_timestamp(), epoch=self.epoch, offset=self.offset, replayed=len(replay),
+                )
+                subscriber.deliver(marker, initial=True)
+                joined = Joined(epoch=self.epoch, offset=self.offset, resumed=True, replayed=len(replay))
+        except Exception:
+            self.engine.metrics.subscriber_errors += 1
+            raise
         self.subscribers.add(join.subscriber, join.subscription_id, join.item_id)
         return joined
 
@@ -478,6 +522,4 @@ class GroupActor(Actor):
     async def _reload_after_conflict(self) -> None:
         """Storage moved on without us: reload and give every subscriber a fresh sync."""
         await self._load()
-        for subscriber in self.subscribers.all_subscribers():
-            for subscription_id, item_id in self.subscribers.subscriptions_of(subscriber).items():
-                self._deliver(subscriber, self._sync_event(item_id), initial=True)
+        self._resync_all()

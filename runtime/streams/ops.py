@@ -39,7 +39,10 @@ from jsonpointer import JsonPointer, JsonPointerException
 
 from runtime.errors import UpdateError
 
-__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "name_entry", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
+__all__ = [
+    "apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "name_entry",
+    "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT",
+]
 
 Op = dict[str, Any]
 
@@ -250,7 +253,9 @@ def _motia_set(draft: _Draft, op: Op) -> None:
     value = _required(op, "value")
     if path == "":
         if not isinstance(value, dict):
-            raise _OpFailed(f"set with path '' replaces the whole item: 'value' must be an object, got {_json_type(value)}")
+            raise _OpFailed(
+                f"set with path '' replaces the whole item: 'value' must be an object, got {_json_type(value)}"
+            )
         draft.replace_root(draft.adopt(_copy_json(value)))
         return
     parent, key = _motia_slot(draft, path, create=True)
@@ -620,8 +625,8 @@ def name_entry(exc: BaseException, entry: int, item_id: Any) -> None:
     Sets ``exc.entry`` (its index) and ``exc.item_id``, and prefixes the
     message, so a caller can tell which of many updates was refused.
     """
-    exc.entry = entry  # type: ignore[attr-defined]
-    exc.item_id = item_id  # type: ignore[attr-defined]
+    exc.entry = entry  # type: ignore[attr-defined]  # set on any exception type, documented above
+    exc.item_id = item_id  # type: ignore[attr-defined]  # likewise
     prefix = f"update_many entry {entry} (item {item_id!r}): "
     if len(exc.args) == 1 and isinstance(exc.args[0], str):
         exc.args = (prefix + exc.args[0],)

@@ -78,7 +78,9 @@ _NAMED_SUBSCHEMAS = frozenset({"properties", "patternProperties", "definitions",
 _DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
 #: Keywords that may sit next to ``$ref`` in draft 7 and 2020-12 alike
 #: (draft 7 ignores all siblings of ``$ref``, 2020-12 applies them).
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"})
+_ANNOTATIONS = frozenset({
+    "title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly",
+})
 
 _MAX_MESSAGE = 200
 
@@ -191,7 +193,7 @@ def _draft_of(json_schema: dict[str, Any]) -> type[jsonschema.protocols.Validato
         return jsonschema.Draft202012Validator
     if not isinstance(json_schema["$schema"], str):
         raise ValueError(f"$schema must be a URI string, got {json_schema['$schema']!r}")
-    draft = validator_for(json_schema, default=None)
+    draft = validator_for(json_schema, default=None)  # type: ignore[arg-type]  # the stubs omit None; it works
     if draft is None:
         raise ValueError(f"unknown $schema {json_schema['$schema']!r}")
     return draft

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -64,14 +65,14 @@ class SharedGroupActor(GroupActor):
 
     @property
     def _storage(self) -> SharedStorage:
-        return self.engine.storage  # type: ignore[return-value]
+        return self.engine.storage  # type: ignore[return-value]  # chosen for a shared storage
 
     async def on_stop(self) -> None:
         """Nothing to persist: storage stamped every timestamp, syncs included."""
 
     # -- the turn --------------------------------------------------------------------
 
-    async def receive_batch(self, messages: list[Any]) -> list[outcome.Outcome]:
+    async def receive_batch(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
         followed = [m for m in messages if type(m) is RemoteBatch or type(m) is CatchUp]
         if not followed:
             return await self._turn(messages)
@@ -86,7 +87,7 @@ class SharedGroupActor(GroupActor):
         return [outcome.Value(None) if type(m) is RemoteBatch or type(m) is CatchUp else next(answers)
                 for m in messages]
 
-    async def _turn(self, messages: list[Any]) -> list[outcome.Outcome]:
+    async def _turn(self, messages: Sequence[Any]) -> list[outcome.Outcome[Any]]:
         if not self._loaded:
             error = await self._ensure_loaded()
             if error is not None:
@@ -127,7 +128,7 @@ class SharedGroupActor(GroupActor):
             else:
                 await self._check(0)
             return
-        batch: RemoteBatch = message  # type: ignore[assignment]
+        batch: RemoteBatch = message  # type: ignore[assignment]  # not a CatchUp: handled above
         if batch.epoch != self.epoch:
             await self._check(0)
             return
@@ -141,6 +142,7 @@ class SharedGroupActor(GroupActor):
                     data=remote.data, timestamp=remote.timestamp,
                 ))
             elif remote.offset == self.offset + 1:
+                assert remote.item_id is not None  # a state change names its item
                 turn.append(self._apply_followed(StoredEvent(
                     remote.offset, remote.timestamp, remote.item_id, remote.type, remote.data)))
             elif remote.offset > self.offset + 1:  # a gap: something was missed
@@ -191,9 +193,7 @@ class SharedGroupActor(GroupActor):
         count = len(self.subscribers) + extra
         position = await self._storage.reserve(self.stream, self.group, count=count, now=self._clock())
         self._reserved = deque(range(position.timestamp - count + 1, position.timestamp + 1))
-        for subscriber in self.subscribers.all_subscribers():
-            for item_id in self.subscribers.subscriptions_of(subscriber).values():
-                self._deliver(subscriber, self._sync_event(item_id), initial=True)
+        self._resync_all()
 
     async def _reload_after_conflict(self) -> None:
         await self._reload_and_resync()
@@ -207,6 +207,7 @@ class SharedGroupActor(GroupActor):
     def _emit(self, message: Any, segment: _Segment) -> None:
         super()._emit(message, segment)
         event = segment.events[-1]
+        assert isinstance(event, Event)  # what _emit just appended
         segment.sends.append(Send(segment.offset, message.item_id, event.data, event.timestamp))
 
     async def _commit(self, segment: _Segment, results: list[Any]) -> None:
@@ -264,7 +265,7 @@ class SharedGroupActor(GroupActor):
         """Move the batch's timestamps to where storage stamped them (its events are not encoded yet)."""
         events: list[Any] = []
         for pending in segment.events:
-            if type(pending) is tuple:  # a state change, its Event not built yet
+            if isinstance(pending, tuple):  # a state change, its Event not built yet
                 stored, trace_id = pending
                 events.append((attrs.evolve(stored, timestamp=stored.timestamp + shift), trace_id))
             else:  # a send

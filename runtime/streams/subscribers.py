@@ -9,7 +9,8 @@ transport, never in the group).
 
 from __future__ import annotations
 
-from typing import Hashable, Iterator, Protocol
+from collections.abc import Hashable, Iterator
+from typing import Protocol
 
 from .events import Event
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from contextlib import asynccontextmanager
 from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any
 
 import attrs
 import trio

@@ -7,14 +7,14 @@ after each, the server still answers and leaves nothing behind.
 from __future__ import annotations
 
 import os
-import re
 import random
+import re
 import socket
 
 import pytest
 import trio
 
-from runtime import App, ApiResponse, Stream, http, step
+from runtime import ApiResponse, App, Stream, http, step
 
 from .conftest import client, running
 from .test_sse_direct import connect, read_to_end, read_until

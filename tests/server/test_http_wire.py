@@ -8,8 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.server.http_wire import (
-    NEED_DATA, BadRequest, Body, EndOfMessage, Lifecycle, LifecycleError, Request, RequestReader, State,
-    clean_trace_id, keep_alive, response_head, valid_header,
+    NEED_DATA,
+    BadRequest,
+    Body,
+    EndOfMessage,
+    Lifecycle,
+    LifecycleError,
+    Request,
+    RequestReader,
+    State,
+    clean_trace_id,
+    keep_alive,
+    response_head,
+    valid_header,
 )
 
 

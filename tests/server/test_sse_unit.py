@@ -32,7 +32,9 @@ def test_parse_last_event_id(value, expected):
 
 def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
     def event(n, type_="update"):
-        return Event(stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n)
+        return Event(
+            stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n
+        )
 
     outbox = SSEOutbox(limit=1000)
     assert outbox.deliver(event(1, "sync"), initial=True)

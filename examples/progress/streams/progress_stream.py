@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
