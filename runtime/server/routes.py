@@ -161,7 +161,8 @@ class Routes:
                 return preflight
         if path in _SERVER_ROUTES:
             if method not in ("GET", "HEAD"):
-                refusal = {"error": "method_not_allowed", "message": f"{method} is not allowed here", "trace_id": trace_id}
+                refusal = {"error": "method_not_allowed", "message": f"{method} is not allowed here",
+                           "trace_id": trace_id}
                 return json_reply(405, refusal, [("allow", "GET, HEAD"), *self.common(request, trace_id)])
             if path == "/health":
                 return json_reply(200, {"status": "ok"}, self.common(request, trace_id))
