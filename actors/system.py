@@ -101,6 +101,12 @@ class ActorSystem(SingleUse):
         """Start a child supervisor of the root (see `Supervisor.start_supervisor`)."""
         return await self.root.start_supervisor(name, **options)
 
+    # -- figures --------------------------------------------------------------
+
+    def mailbox_depth(self) -> int:
+        """Messages waiting in every live actor's mailbox (a gauge for metrics)."""
+        return sum(len(cell.mailbox) for cell in self.root.iter_cells())
+
     # -- stopping -----------------------------------------------------------
 
     async def stop(self, *, timeout: float | None = None) -> None:

@@ -564,7 +564,8 @@ def _amount(op: Op, field: str, other_dialect_field: str) -> int | float:
     amount = op.get(field, 1)
     if not _is_number(amount) or amount - amount != 0:
         raise _OpFailed(f"{field!r} must be a finite number, got {_show(amount)}")
-    return amount
+    number: int | float = amount
+    return number
 
 
 def _is_number(value: Any) -> bool:
@@ -615,7 +616,8 @@ def item_copy(item: dict[str, Any]) -> dict[str, Any]:
     for value in item.values():
         kind = type(value)
         if kind is dict or kind is list:
-            return orjson.loads(orjson.dumps(item))
+            copied: dict[str, Any] = orjson.loads(orjson.dumps(item))
+            return copied
     return dict(item)
 
 
@@ -672,9 +674,11 @@ def _is_json(value: Any, depth: int) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return MIN_JSON_INT <= value <= MAX_JSON_INT
+        in_range: bool = MIN_JSON_INT <= value <= MAX_JSON_INT
+        return in_range
     if kind is float:
-        return value - value == 0.0  # False for NaN and the infinities
+        finite: bool = value - value == 0.0  # False for NaN and the infinities
+        return finite
     if depth == 0:
         return False
     # Strings, booleans and None inside a container are checked inline: they

@@ -17,6 +17,7 @@ from ..app import App
 from ..steps.clock import RuntimeClock
 from ..steps.loader import load_project
 from ..streams.events import Event
+from ..streams.subscribers import Subscriber
 
 __all__ = ["TestApp", "TestHttp", "TestResponse", "TestSubscription", "open_test_app"]
 
@@ -74,7 +75,7 @@ class TestHttp:
         return await self.request("DELETE", path, **options)
 
 
-class TestSubscription:
+class TestSubscription(Subscriber):
     """A test client's subscription: it records every event it is delivered.
 
     ``expect`` takes the next event and checks it; ``expect_nothing`` checks
