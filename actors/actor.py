@@ -133,7 +133,7 @@ class ActorRef:
         if cell is None or cell.ended:
             if self._kind is None:
                 raise ActorStopped(f"actor {self.key!r} is stopped")
-            cell = self._cell = self._kind._activate(self.key)
+            cell = self._cell = self._kind.activate(self.key)
         return cell
 
     async def tell(self, message: Any) -> None:

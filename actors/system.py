@@ -18,8 +18,7 @@ import trio
 
 from .actor import Actor, ActorRef
 from .deadlines import AskDeadlines
-from .errors import ActorStopped
-from .exceptions import raise_sole_error
+from .errors import ActorStopped, raise_sole_error
 from .lifecycle import SingleUse
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy

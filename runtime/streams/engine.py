@@ -17,8 +17,16 @@ from typing import Any, cast
 
 import trio
 
-from actors import ActorRef, ActorStopped, ActorSystem, Escalation, MailboxFull, RestartPolicy, VirtualActors
-from actors.exceptions import raise_sole_error
+from actors import (
+    ActorRef,
+    ActorStopped,
+    ActorSystem,
+    Escalation,
+    MailboxFull,
+    RestartPolicy,
+    VirtualActors,
+    raise_sole_error,
+)
 from actors.lifecycle import SingleUse
 
 from ..errors import StreamNotFound

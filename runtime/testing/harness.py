@@ -176,10 +176,8 @@ class TestApp:
         return await self.app.dead_letters(topic)
 
     def _idle(self) -> bool:
-        now = trio.current_time()
-        for lane in self.steps._lanes.values():
-            if lane.running or lane.next_due() <= now:
-                return False
+        if not self.steps.queues_idle(trio.current_time()):
+            return False
         return not self.engine.triggers.pending and not self.engine.mailbox_depth()
 
     async def settle(self, *, timeout: float = 60.0) -> None:
