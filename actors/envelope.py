@@ -27,7 +27,7 @@ class Ask:
         self.message = message
         self._task: trio.lowlevel.Task | None = None
         self._done = False
-        self._early: outcome.Outcome | None = None
+        self._early: outcome.Outcome[Any] | None = None
         #: The handler took it up; it can no longer be withdrawn.
         self.started = False
         #: The asker gave up (timeout, cancellation); the reply is discarded
@@ -42,7 +42,7 @@ class Ask:
     def pending(self) -> bool:
         return not (self._done or self.withdrawn)
 
-    def resolve(self, result: outcome.Outcome) -> None:
+    def resolve(self, result: outcome.Outcome[Any]) -> None:
         """Deliver the result; a no-op if already answered or withdrawn."""
         if self._done or self.withdrawn:
             return

@@ -59,10 +59,6 @@ class Mailbox:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def waiting_senders(self) -> int:
-        return len(self._senders)
-
     def has_room(self) -> bool:
         """Whether a message would be accepted right now without waiting."""
         return not self._closed and len(self._items) + self._reserved < self.capacity and not self._senders

@@ -18,8 +18,7 @@ import trio
 
 from .actor import Actor, ActorRef
 from .deadlines import AskDeadlines
-from .errors import ActorStopped
-from .exceptions import raise_sole_error
+from .errors import ActorStopped, raise_sole_error
 from .lifecycle import SingleUse
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy
@@ -100,6 +99,12 @@ class ActorSystem(SingleUse):
     async def start_supervisor(self, name: str, **options: Any) -> Supervisor:
         """Start a child supervisor of the root (see `Supervisor.start_supervisor`)."""
         return await self.root.start_supervisor(name, **options)
+
+    # -- figures --------------------------------------------------------------
+
+    def mailbox_depth(self) -> int:
+        """Messages waiting in every live actor's mailbox (a gauge for metrics)."""
+        return sum(len(cell.mailbox) for cell in self.root.iter_cells())
 
     # -- stopping -----------------------------------------------------------
 

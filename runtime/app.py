@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 import trio
 
-from actors.exceptions import raise_sole_error
+from actors import raise_sole_error
 from actors.lifecycle import SingleUse
 
 from .steps.clock import RuntimeClock

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ..streams.events import Event, parse_position
+from ..streams.events import Event
 from .auth import parse_query
 from .outbox import Outbox
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .settings import ServerSettings
 
 __all__ = [
-    "sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
+    "sse_block", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
     "subscription_target",
 ]
 
@@ -34,10 +34,6 @@ def sse_block(event: Event) -> bytes:
         head = f"id: {position}\nevent: {event.type}\ndata: " if position else f"event: {event.type}\ndata: "
         cached = event.frames["sse"] = head.encode() + event.json + b"\n\n"
     return cached
-
-
-#: ``Last-Event-ID`` / ``lastEventId`` → ``(epoch, offset)``, or None (a fresh sync).
-parse_last_event_id = parse_position
 
 
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class

@@ -18,8 +18,8 @@ import trio
 from actors import ActorStopped
 
 from ..errors import StreamNotFound
+from ..streams.events import parse_position
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
-from .sse import parse_last_event_id
 
 if TYPE_CHECKING:
     from .auth import HeaderMap
@@ -71,7 +71,7 @@ async def admit(
     last_event_id = headers.get("Last-Event-ID")
     if last_event_id is None:
         last_event_id = query.get("lastEventId")
-    since = parse_last_event_id(last_event_id if isinstance(last_event_id, str) else None)
+    since = parse_position(last_event_id if isinstance(last_event_id, str) else None)
     return Admitted(subscription, since, auth_context)
 
 

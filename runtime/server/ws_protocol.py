@@ -25,7 +25,6 @@ __all__ = [
 OP_TEXT = 0x1
 OP_CLOSE = 0x8
 OP_PING = 0x9
-OP_PONG = 0xA
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:

@@ -199,8 +199,7 @@ class Storage(abc.ABC):
 
     #: Whether data survives a process restart (and so whether an epoch does).
     durable: bool = False
-    #: Whether other processes write the same groups (see ``SharedStorage``).
-    shared: bool = False
+    # Whether other processes write the same groups is the type: ``isinstance(storage, SharedStorage)``.
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -360,8 +359,6 @@ class SharedStorage(Storage):
     timestamp is stamped by storage, atomically with the change, so the
     strictly-increasing rule holds across processes, sync frames included.
     """
-
-    shared = True
 
     #: This process's name in what it publishes, so it can skip its own echoes.
     origin: str

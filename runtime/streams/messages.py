@@ -11,7 +11,7 @@ from .subscribers import Subscriber
 
 __all__ = [
     "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent",
-    "Join", "Joined", "Leave", "LeaveAll", "GroupStats", "MUTATIONS",
+    "Join", "Joined", "Leave", "GroupStats", "MUTATIONS",
 ]
 
 
@@ -92,11 +92,6 @@ class Joined:
 class Leave:
     subscriber: Subscriber
     subscription_id: Hashable
-
-
-@attrs.frozen(slots=True)
-class LeaveAll:
-    subscriber: Subscriber
 
 
 @attrs.frozen(slots=True)

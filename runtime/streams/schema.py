@@ -52,6 +52,8 @@ from jsonschema.validators import validator_for
 
 from runtime.errors import ValidationError
 
+from .ops import json_type_name
+
 __all__ = ["Validator", "compile_schema", "SHORTHAND_TYPES"]
 
 SHORTHAND_TYPES = ("string", "number", "integer", "boolean", "object", "array")
@@ -339,25 +341,7 @@ def _additional_properties(instance: dict[str, Any], schema: dict[str, Any]) -> 
 
 def _type_message(expected: str | list[str], instance: Any) -> str:
     names = expected if isinstance(expected, list) else [expected]
-    return f"must be {' or '.join(names)}, got {_json_type_name(instance)}"
-
-
-def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
+    return f"must be {' or '.join(names)}, got {json_type_name(instance)}"
 
 
 def _unique(errors: list[dict[str, str]]) -> list[dict[str, str]]:
