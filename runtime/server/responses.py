@@ -38,8 +38,8 @@ class ResponseStream:
         self._closed = False
         #: Whether the handler wrote anything (then the response is a stream).
         self.wrote = False
-        self._wake = trio.Event()
-        self._room = trio.Event()
+        self._wake: trio.Event | None = None  # made when a reader or a sender waits: most responses never do
+        self._room: trio.Event | None = None
         #: Called once, at the first write: the server starts writing the body then
         #: (so a handler that returns a plain response costs no writer task).
         self.on_first_write: Callable[[], None] | None = None
@@ -72,7 +72,8 @@ class ResponseStream:
             self.on_first_write()
         self.wrote = True
         self.started.set()
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def send(self, data: bytes | str) -> None:
         """``write``, waiting while the buffer is full."""
@@ -85,7 +86,8 @@ class ResponseStream:
     def close(self) -> None:
         self._closed = True
         self.started.set()
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     def finish(self) -> None:
         """Called by the server when the handler ends, closed or not."""
@@ -101,5 +103,6 @@ class ResponseStream:
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._size = 0
-        self._room.set()
+        if self._room is not None:
+            self._room.set()
         return data
