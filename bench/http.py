@@ -169,7 +169,7 @@ def main() -> None:
                "--stream-port", str(stream_port), "--storage", "memory"]
     if args.http:
         command += ["--http", args.http]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_http(base_url + "/health", server)

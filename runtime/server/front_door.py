@@ -30,6 +30,7 @@ handler catches whatever escapes (`_handle`).
 from __future__ import annotations
 
 import logging
+import math
 import select
 from typing import TYPE_CHECKING, Any
 
@@ -103,15 +104,15 @@ class FrontDoor:
         self.keep_alive_timeout = keep_alive_timeout
         self._backlog = backlog
         self.draining = False
-        self._idle: set[trio.CancelScope] = set()  # connections waiting for their next request
+        self._idle: set[HttpConnection] = set()  # connections waiting for their next request
         self.open = 0  # connections being served, for tests and shutdown
         server.front_door = self
 
     def drain(self) -> None:
         """Shutdown begins: idle connections close now, requests in flight are answered with close."""
         self.draining = True
-        for scope in list(self._idle):
-            scope.cancel()
+        for connection in list(self._idle):
+            connection.cancel()
 
     async def watch(self, draining: trio.Event) -> None:
         """`drain` once ``draining`` is set."""
@@ -177,7 +178,7 @@ class FrontDoor:
 class HttpConnection:
     """One HTTP/1.1 connection: requests in, answers out, in order, until one of the rules ends it."""
 
-    __slots__ = ("door", "stream", "reader", "lifecycle", "http10", "_deadline", "_peer")
+    __slots__ = ("door", "stream", "reader", "lifecycle", "http10", "_deadline", "_nursery")
 
     def __init__(self, door: FrontDoor, stream: trio.SocketStream) -> None:
         self.door = door
@@ -186,7 +187,10 @@ class HttpConnection:
         self.lifecycle = Lifecycle()
         self.http10 = False
         self._deadline = trio.current_time() + door.keep_alive_timeout
-        self._peer: Any = None
+        #: The connection's one nursery: its cancel scope is the read timeout (a deadline set only
+        #: while reading), the drain of an idle connection, and a streaming client's leaving; a
+        #: stream's writer runs in it. One scope per connection, not one per request or read.
+        self._nursery: trio.Nursery | None = None
 
     # -- the Connection protocol routes.py writes streams through -----------------------------------
 
@@ -217,9 +221,30 @@ class HttpConnection:
             return
         await trio.sleep_forever()  # enough is buffered: the writer's end cancels this
 
+    def start_soon(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` beside the connection's task (a stream's writer), ending with the connection."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    def cancel(self) -> None:
+        """End the connection now, whatever it is doing (its client left, or it idles at a drain)."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
     # -- the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        lifecycle = self.lifecycle
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._serve()
+        if nursery.cancel_scope.cancelled_caught and lifecycle.state is not State.CLOSED:
+            if lifecycle.state in (State.IDLE, State.READING):
+                lifecycle.advance("drain" if self.door.draining and lifecycle.state is State.IDLE else "timeout")
+            else:
+                lifecycle.state = State.CLOSED  # a streaming client left, mid-answer
+
+    async def _serve(self) -> None:
         reader, lifecycle = self.reader, self.lifecycle
         try:
             while True:
@@ -247,25 +272,26 @@ class HttpConnection:
                 lifecycle.state = State.CLOSED
 
     async def _receive(self) -> bool:
-        """Feed the reader the next bytes; False when the connection is over (timeout, drain, end)."""
+        """Feed the reader the next bytes (end of input included); False at a drain. A timeout
+        cancels the connection (its nursery's deadline, set only while reading)."""
         reader, door = self.reader, self.door
         idle = reader.idle
         if idle and door.draining:
             self.lifecycle.advance("drain")
             return False
-        with trio.CancelScope(deadline=self._deadline) as scope:
+        assert self._nursery is not None
+        scope = self._nursery.cancel_scope
+        scope.deadline = self._deadline  # expiry cancels the connection: run() says why
+        if idle:
+            door._idle.add(self)
+        try:
+            data = await self.stream.socket.recv(RECEIVE_SIZE)
+        except _NETWORK_ERRORS:
+            data = b""
+        finally:
+            scope.deadline = math.inf
             if idle:
-                door._idle.add(scope)
-            try:
-                data = await self.stream.socket.recv(RECEIVE_SIZE)
-            except _NETWORK_ERRORS:
-                data = b""
-            finally:
-                if idle:
-                    door._idle.discard(scope)
-        if scope.cancelled_caught:
-            self.lifecycle.advance("drain" if door.draining and idle else "timeout")
-            return False
+                door._idle.discard(self)
         reader.feed(data)
         return True
 

@@ -52,6 +52,12 @@ class Connection(Protocol):
     async def watch(self) -> None:
         """Return when the client has gone (end of input, or the connection broke)."""
 
+    def start_soon(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` in a task that ends with the connection."""
+
+    def cancel(self) -> None:
+        """End the connection (and the handler running in its task) now."""
+
 
 class Reply:
     """A whole response: status, headers (name, value) and the body's bytes."""
@@ -68,12 +74,13 @@ class Reply:
 class Streamed:
     """A response already written as it was made; ``complete``: its body ended properly."""
 
-    __slots__ = ("status", "complete", "close")
+    __slots__ = ("status", "complete", "close", "written")
 
     def __init__(self, status: int, complete: bool, close: bool) -> None:
         self.status = status
         self.complete = complete
         self.close = close
+        self.written = trio.Event()  # the writer is done
 
 
 def json_reply(status: int, body: Any, headers: list[tuple[str, str]] | None = None, *, close: bool = False) -> Reply:
@@ -218,16 +225,19 @@ class Routes:
         stream = ResponseStream(self.settings.body_limit)
         api_request.response = stream
         outcome: list[Streamed] = []
-        async with trio.open_nursery() as nursery:
-            def first_write() -> None:
-                nursery.start_soon(self._write_stream, request, trace_id, stream, connection, nursery, outcome)
 
-            stream.on_first_write = first_write
-            try:
-                result = await self.server.app.steps.call_http(api_request)
-            finally:
-                stream.finish()
+        def first_write() -> None:
+            # The handler runs in the connection's task: only a stream costs a task, its writer.
+            outcome.append(Streamed(stream.status_code, False, True))
+            connection.start_soon(self._write_stream, request, trace_id, stream, connection, outcome[0])
+
+        stream.on_first_write = first_write
+        try:
+            result = await self.server.app.steps.call_http(api_request)
+        finally:
+            stream.finish()
         if outcome:  # written as it was made
+            await outcome[0].written.wait()
             return outcome[0]
         if result is not None:
             return self._plain(request, result, trace_id)
@@ -266,17 +276,15 @@ class Routes:
         return Streamed(stream.status_code, True, connection.http10)
 
     async def _write_stream(self, request: Request, trace_id: str, stream: ResponseStream, connection: Connection,
-                            nursery: trio.Nursery, outcome: list[Streamed]) -> None:
+                            result: Streamed) -> None:
         """Head, then each batch of writes as one chunk, then the last chunk; the client leaving
-        (seen by the watcher, or by a failed write) cancels the handler."""
-        result = Streamed(stream.status_code, False, True)
-        outcome.append(result)
+        (seen by the watcher, or by a failed write) ends the connection, the handler with it."""
         framed = not connection.http10
         bodiless = request.method == "HEAD"
         async with trio.open_nursery() as inner:
             async def watch() -> None:
                 await connection.watch()
-                nursery.cancel_scope.cancel()  # the client left: the handler and this writer end
+                connection.cancel()  # the client left: the handler and this writer end
 
             inner.start_soon(watch)
             try:
@@ -287,9 +295,10 @@ class Routes:
                 if framed and not bodiless:
                     await connection.send(LAST_CHUNK)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                nursery.cancel_scope.cancel()
+                connection.cancel()
                 return
             finally:
                 inner.cancel_scope.cancel()
         result.complete = True
         result.close = not framed
+        result.written.set()
