@@ -34,6 +34,8 @@ from ..steps.context import new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
 from .metrics import render_metrics
 from .responses import ResponseStream
+from .routes import ALL_METHODS as ROUTE_METHODS
+from .routes import encode_body
 from .sse import cors_headers
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ __all__ = ["QuartFront", "serve_asgi", "hypercorn_config"]
 
 logger = logging.getLogger("runtime.server")
 
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+ALL_METHODS = list(ROUTE_METHODS)
 _JSON = "application/json"
 
 
@@ -63,24 +65,10 @@ def _query_params(args: Any) -> dict[str, Any]:
 
 
 def to_quart_response(result: ApiResponse) -> Response:
-    body = result.body
-    headers = {str(k): str(v) for k, v in (result.headers or {}).items()}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    if body is None:
-        payload = b""
-    elif isinstance(body, (bytes, bytearray)):
-        payload = bytes(body)
-        content_type = content_type or "application/octet-stream"
-    elif isinstance(body, str) and content_type is not None and not content_type.startswith(_JSON):
-        payload = body.encode()
-    else:
-        payload = orjson.dumps(body)
-        content_type = content_type or _JSON
+    payload, headers = encode_body(result)  # the fast path's encoding: the same bytes either way
     response = Response(payload, status=result.status)
-    for name, value in headers.items():
+    for name, value in headers:
         response.headers[name] = value
-    if content_type:
-        response.headers["Content-Type"] = content_type
     return response
 
 

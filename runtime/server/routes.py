@@ -33,7 +33,7 @@ from .sse import cors_headers
 if TYPE_CHECKING:
     from .http import HttpServer
 
-__all__ = ["Reply", "Routes", "Streamed", "Connection", "ALL_METHODS", "split_target"]
+__all__ = ["Reply", "Routes", "Streamed", "Connection", "ALL_METHODS", "split_target", "encode_body", "json_reply"]
 
 logger = logging.getLogger("runtime.server")
 
@@ -96,7 +96,7 @@ def split_target(target: bytes) -> tuple[str, bytes]:
     return unquote(raw_path.decode("latin-1")), query
 
 
-def _encode(result: ApiResponse) -> tuple[bytes, list[tuple[str, str]]]:
+def encode_body(result: ApiResponse) -> tuple[bytes, list[tuple[str, str]]]:
     """A handler's ApiResponse as body bytes and headers (``content-type`` made explicit)."""
     body = result.body
     headers = [(str(k), str(v)) for k, v in (result.headers or {}).items()]
@@ -246,7 +246,7 @@ class Routes:
 
     def _plain(self, request: Request, result: ApiResponse, trace_id: str) -> Reply:
         try:
-            body, headers = _encode(result)
+            body, headers = encode_body(result)
         except TypeError as exc:
             logger.error("a handler's response body is not JSON: %r (trace %s)", exc, trace_id)
             return json_reply(500, {"error": "internal", "trace_id": trace_id}, self.common(request, trace_id))
