@@ -136,6 +136,7 @@ class RequestReader:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head began, while it is incomplete
+        self._head_size = 0  # its header lines' size, exactly
         self._in_head = False
         self._in_message = False
         self.finished = False
@@ -182,17 +183,19 @@ class RequestReader:
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+        self._head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser, headers = self._parser, self._headers
-        if len(self._url) + sum(len(n) + len(v) + 4 for n, v in headers) > self._max_head:
+        if len(self._url) + self._head_size > self._max_head:
             self._fail(431, "request head too large")
             raise httptools.HttpParserError("request head too large")
         chunked, content_length = False, None
