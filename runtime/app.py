@@ -11,23 +11,24 @@ routes an HTTP call in process, which is what tests and embedding use.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from types import ModuleType
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import trio
 
-from actors.exceptions import raise_sole_error
+from actors import raise_sole_error
 from actors.lifecycle import SingleUse
 
-from .storage import Storage, open_storage
 from .steps.clock import RuntimeClock
 from .steps.inputs import ApiRequest, ApiResponse
 from .steps.loader import Project, collect, load_project
 from .steps.runner import StepRuntime
 from .steps.step import Step
+from .storage import Storage, open_storage
 from .streams.engine import StreamEngine
 
 __all__ = ["App"]

@@ -43,7 +43,8 @@ def add_dev_parser(commands: Any) -> None:
     dev.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     dev.add_argument("--port", type=int, default=3111, help="HTTP port (default: 3111; 0 picks a free one)")
     dev.add_argument("--stream-port", type=int, default=3112, help="WebSocket stream port (default: 3112)")
-    dev.add_argument("--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)")
+    dev.add_argument("--storage",
+                     help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)")
     dev.add_argument("--console-token", help="require this token for the console (needed off loopback)")
 
 
@@ -59,7 +60,8 @@ def _colour_wanted(stream: Any) -> bool:
 class ColourFormatter(logging.Formatter):
     """The text format of ``serve`` with the level coloured and the trace id dimmed."""
 
-    _LEVELS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
+    _LEVELS = {"DEBUG": "\033[2m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m",
+               "CRITICAL": "\033[1;31m"}
 
     def __init__(self) -> None:
         from .logs import TextFormatter
@@ -196,7 +198,7 @@ async def run_dev(args: argparse.Namespace) -> int:
             served = trio.Event()
 
             async def serve_one(app: Any = app, reload: trio.Event = reload, served: trio.Event = served,
-                                task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                                reloads: int = reloads, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
                 try:
                     await _serve_until(app, args, ports, reload, errors, reloads, task_status=task_status)
                 finally:
@@ -206,7 +208,8 @@ async def run_dev(args: argparse.Namespace) -> int:
             ports["http"] = int(listening.http_url.rsplit(":", 1)[1])
             ports["stream"] = int(listening.stream_url.rsplit(":", 1)[1].split("/")[0])
             if reloads == 0:
-                print(f"listening on {listening.http_url} and {listening.stream_url} (storage {storage_url})", flush=True)
+                print(f"listening on {listening.http_url} and {listening.stream_url} (storage {storage_url})",
+                      flush=True)
                 if app.console is not None:
                     _say(f"console on {app.console.url(listening.http_url)}", "\033[1;36m")
                 _say(f"watching {root} for changes")

@@ -25,7 +25,9 @@ config = StreamConfig(
     description="Todo items, grouped by list",
     schema={
         "type": "object",
-        "properties": {"id": {"type": "string"}, "title": {"type": "string", "minLength": 1}, "done": {"type": "boolean"}},
+        "properties": {
+            "id": {"type": "string"}, "title": {"type": "string", "minLength": 1}, "done": {"type": "boolean"},
+        },
         "required": ["title"],
     },
 )

@@ -22,9 +22,10 @@ import hmac
 import ipaddress
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import croniter
 import orjson
@@ -45,7 +46,8 @@ logger = logging.getLogger("runtime.console")
 
 PREFIX = "/_console"
 COOKIE = "runtime_console"
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8",
           ".svg": "image/svg+xml"}
 _DENIED = object()
 
@@ -179,7 +181,8 @@ class Console:
             return ConsoleAccess()
         try:
             return await authenticate(self.app.authenticate, AuthRequest(
-                request.headers, request.path, request.query_params, None, token_from(request.headers, request.query_params)))
+                request.headers, request.path, request.query_params, None,
+                token_from(request.headers, request.query_params)))
         except Refused:
             return _DENIED
 
@@ -275,10 +278,9 @@ class Console:
             return _json(404, {"error": "stream_not_found", "stream": stream})
         if not await self._may_read(await self._reader(request), stream, group):
             return _json(403, {"error": "stream_access_denied"})
-        query = request.query_params
-        after = query.get("after") or "0"
-        events = self.events.group_events(stream, group, item=query.get("item") or None,
-                                          type=query.get("type") or None, after=int(after) if after.isdigit() else 0)
+        after = _one(request, "after") or "0"
+        events = self.events.group_events(stream, group, item=_one(request, "item"), type=_one(request, "type"),
+                                          after=int(after) if after.isdigit() else 0)
         return _json(200, {"events": [{k: v for k, v in e.items() if k != "data"} for e in events]})
 
     async def _item(self, request: ApiRequest) -> ApiResponse:
@@ -315,7 +317,8 @@ class Console:
             if lane is not None:
                 lane["depth"] += 1
                 lane["retrying"] += message.attempts > 0
-        for (topic, name), lane in getattr(steps, "_lanes", {}).items():  # local queues only
+        local_lanes = getattr(getattr(steps, "_transport", None), "_lanes", {})  # local queues only
+        for (topic, name), lane in local_lanes.items():
             if (topic, name) in lanes:
                 lanes[(topic, name)]["in_flight"] = lane.running
         dead = [{"id": m.id, "topic": m.topic, "step": m.step, "attempts": m.attempts, "error": m.last_error,
@@ -351,9 +354,18 @@ class Console:
             return _json(404, {"error": "not_found", "message": "no such trace in the last traces kept"})
         reader = await self._reader(request)
         for entry in trace["entries"]:  # stream writes name groups and items: can_access decides
-            if entry["kind"] == "stream" and not await self._may_read(reader, entry["stream"], entry["group"], entry["item"]):
+            if entry["kind"] == "stream" and not await self._may_read(
+                    reader, entry["stream"], entry["group"], entry["item"]):
                 entry.update(name=f"{entry['stream']}/(no access)", group=None, item=None)
         return _json(200, trace)
+
+
+def _one(request: ApiRequest, name: str) -> str | None:
+    """A query parameter's value (the first, if repeated); None when absent or empty."""
+    value = request.query_params.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value or None
 
 
 def _page(name: str) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..streams.events import Event
 from ..streams.tracing import Tracer

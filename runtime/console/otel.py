@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["span_sink_from_environment", "otel_trace_id"]
 
@@ -72,11 +73,16 @@ def _provider_from_environment() -> Any:
             try:
                 protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
                 if protocol == "grpc":
-                    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+                    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
+                        OTLPSpanExporter,
+                    )
                 else:
-                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+                    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+                        OTLPSpanExporter,
+                    )
             except ImportError:
-                logger.debug("OpenTelemetry: no OTLP exporter installed (the otel extra has it); spans are not exported")
+                logger.debug("OpenTelemetry: no OTLP exporter installed (the otel extra has it); "
+                             "spans are not exported")
                 continue
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             added = True
@@ -86,6 +92,9 @@ def _provider_from_environment() -> Any:
 def _root_span_id(trace_id: str) -> int:
     """One parent per trace (it is never exported itself), so a backend groups a trace's spans."""
     return int.from_bytes(hashlib.blake2b(trace_id.encode(), digest_size=8, person=b"root").digest(), "big") or 1
+
+
+_OWN = ("kind", "name", "start", "end", "duration_ms")
 
 
 class _Sink:
@@ -103,7 +112,7 @@ class _Sink:
         start = int(entry["start"] * 1_000_000)
         attributes = {"runtime.trace_id": trace_id, "runtime.kind": entry["kind"]}
         for key, value in entry.items():
-            if key not in ("kind", "name", "start", "end", "duration_ms") and isinstance(value, (str, int, float, bool)):
+            if key not in _OWN and isinstance(value, (str, int, float, bool)):
                 attributes[f"runtime.{key}"] = value
         span = self._tracer.start_span(
             f"{entry['kind']} {entry['name']}", context=trace.set_span_in_context(parent),

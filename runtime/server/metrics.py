@@ -68,7 +68,8 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
         ("runtime_queue_dead_letters_total", "counter", "Queue messages moved to the dead-letter list.",
          [_line("runtime_queue_dead_letters_total", steps.metrics.dead_lettered)]),
         ("runtime_http_requests_total", "counter", "HTTP requests answered, by status.",
-         [_line("runtime_http_requests_total", n, {"status": str(s)}) for s, n in sorted(metrics.http_requests.items())]),
+         [_line("runtime_http_requests_total", n, {"status": str(s)})
+          for s, n in sorted(metrics.http_requests.items())]),
     ]
     out: list[str] = []
     for name, kind, help_text, lines in families:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -108,7 +109,7 @@ def test_a_queue_step_that_keeps_failing_is_dead_lettered_and_replayed_from_the_
 def test_run_a_cron_step_now(page, server):  # noqa: F811
     page.goto(server.http_url + "/_console/#steps")
     cron = page.wait_for_selector(".cron[data-step=NewYear]")
-    next_year = datetime.datetime.now(datetime.timezone.utc).year + 1
+    next_year = datetime.datetime.now(datetime.UTC).year + 1
     assert cron.get_attribute("data-next").startswith(f"{next_year}-01-01T00:00:00")
     cron.query_selector("button.run-now").click()
     page.wait_for_selector(".cron[data-step=NewYear] button.run-now:has-text('ran')")

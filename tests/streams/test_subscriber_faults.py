@@ -115,9 +115,8 @@ async def test_a_subscriber_that_raises_on_its_own_join_gets_the_error_and_is_no
 
 async def test_a_subscriber_that_raises_on_followed_batches_is_removed_alone(tmp_path):
     """The shared group's other path: batches another process committed, delivered here."""
-    from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
-
     from runtime import RedisStorage
+    from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
     prefix = unique_prefix()
     url = f"{ensure_redis()}?prefix={prefix}"

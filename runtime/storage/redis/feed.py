@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import coredis
 import orjson
@@ -100,6 +101,7 @@ class _Follower:
                 if message is None or message["type"] != "pmessage":
                     continue
                 data = message["data"]
+                assert isinstance(data, bytes)  # the client decodes nothing (decode_responses=False)
                 if data.startswith(own):  # our own commit, published for the others
                     continue
                 channel = message["channel"]

@@ -19,7 +19,8 @@ __all__ = ["ALL", "STORE_ORDERED"]
 #: KEYS: meta, items, order, history, groups, turn.
 #: ARGV: epoch, expected offset, new offset, commit timestamp, group id,
 #: max events, max age ms, channel, publish head (``{"g":origin,"p":epoch,"v":[``),
-#: origin, n writes, (id, JSON or "" to delete, "1" to move it last or "") * n, n events, (offset or 0, proposed ts, body) * n.
+#: origin, n writes, (id, JSON or "" to delete, "1" to move it last or "") * n,
+#: n events, (offset or 0, proposed ts, body) * n.
 #: Returns {1, shift}; {0, stored epoch or "", stored offset, the history entries after
 #: the expected offset (or nil when the history cannot cover them)} when the batch lost a
 #: race; or {2, ms} when another process holds the group's turn for that long.

@@ -3,5 +3,6 @@ from runtime import StreamConfig
 config = StreamConfig(
     name="todo",
     description="Todo items, one group per list",
-    schema={"type": "object", "properties": {"title": {"type": "string"}, "done": {"type": "boolean"}}, "required": ["title"]},
+    schema={"type": "object", "properties": {"title": {"type": "string"}, "done": {"type": "boolean"}},
+            "required": ["title"]},
 )

@@ -4,7 +4,8 @@ todo = Stream("todo")
 secret = Stream("secret")
 
 create = step({"name": "CreateTodo", "flows": ["todo"], "triggers": [http("POST", "/todos/:list", body_schema={
-    "type": "object", "properties": {"id": {"type": "string"}, "title": {"type": "string"}}, "required": ["id", "title"]})]})
+    "type": "object", "properties": {"id": {"type": "string"}, "title": {"type": "string"}},
+    "required": ["id", "title"]})]})
 
 
 @create.handle
