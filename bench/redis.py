@@ -42,8 +42,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Lines, verify  # noqa: E402
-from runtime import MemoryStorage, RedisStorage, Stream, StreamEngine  # noqa: E402
+from bench._common import Lines, verify
+from runtime import MemoryStorage, RedisStorage, Stream, StreamEngine, Subscriber
 
 INCREMENT = [{"type": "increment", "path": "n", "by": 1}]
 
@@ -79,7 +79,7 @@ async def hammer(storage, ops: int, concurrency: int, groups: list[str], go=None
     return {"ops": per_task * concurrency, "seconds": elapsed, "total": total}
 
 
-class Recorder:
+class Recorder(Subscriber):
     """A subscriber that records each event's latency from the send time inside it."""
 
     def __init__(self) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import attrs
 import orjson
@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)"
     )
-    serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
+    serve.add_argument(
+        "--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)"
+    )
     serve.add_argument(
         "--queue-visibility-timeout", type=float, default=30.0, metavar="SECONDS",
         help="on Redis: how long a queue message stays with a process that stopped renewing it before "

@@ -21,8 +21,9 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import orjson
 import trio

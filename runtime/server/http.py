@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
@@ -32,6 +33,7 @@ from .sse_session import Refusal, admit, leave
 
 if TYPE_CHECKING:
     from ..app import App
+    from .outbox import Outbox
 
 __all__ = ["HttpServer"]
 
@@ -101,7 +103,7 @@ class _StepStreamBody:
 class _SSEBody:
     """One SSE subscription: joins on first read, leaves on close, whatever ended it."""
 
-    def __init__(self, server: HttpServer, outbox: SSEOutbox, subscription: Subscription,
+    def __init__(self, server: HttpServer, outbox: Outbox, subscription: Subscription,
                  since: tuple[str, int] | None, auth_context: Any) -> None:
         self._server = server
         self._outbox = outbox
@@ -133,7 +135,8 @@ class _SSEBody:
             try:
                 await self._join(self._since)
             except Exception:  # noqa: BLE001 - the stream ends; EventSource will retry
-                logger.exception("SSE join to %s/%s failed", self._subscription.stream_name, self._subscription.group_id)
+                subscription = self._subscription
+                logger.exception("SSE join to %s/%s failed", subscription.stream_name, subscription.group_id)
                 raise StopAsyncIteration from None
         while True:
             if outbox.closed:
@@ -176,7 +179,7 @@ class HttpServer:
         self.settings = settings
         self.handlers = handlers
         self.metrics = ServerMetrics()
-        self.open_outboxes: set[SSEOutbox] = set()
+        self.open_outboxes: set[Outbox] = set()
         self._check_routes()
         self.quart = self._build()
 
@@ -274,7 +277,7 @@ class HttpServer:
             body=body,
             trace_id=trace_id,
         )
-        api_request.request_body.stream.append(raw)
+        api_request.request_body.stream.append(raw.encode() if isinstance(raw, str) else raw)
         return api_request
 
     async def _step(self, path: str) -> Response:
@@ -317,7 +320,7 @@ class HttpServer:
         query = _query_params(request.args)
         remote = request.scope.get("client")
         admitted = await admit(self, Subscription(stream, group, item), headers=request.headers, path=request.path,
-                               query=query, addr=tuple(remote) if remote else None)
+                               query=query, addr=(remote[0], remote[1]) if remote else None)
         if isinstance(admitted, Refusal):
             return json_response(admitted.status, admitted.body)
         outbox = SSEOutbox(self.settings.outbox_limit, metrics=self.metrics)

@@ -71,7 +71,10 @@ class HypercornWorker:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Lifespan startup; at `stop`, lifespan shutdown."""
         config = self._config
-        lifespan = Lifespan(self._app, config, self._state) if _HAS_STATE else Lifespan(self._app, config)
+        if _HAS_STATE:
+            lifespan = Lifespan(self._app, config, self._state)
+        else:  # hypercorn before 0.15
+            lifespan = Lifespan(self._app, config)  # type: ignore[call-arg]  # the older signature
         try:
             async with trio.open_nursery() as lifespan_nursery:
                 await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -95,6 +98,7 @@ class HypercornWorker:
         """Serve ``stream`` (whose first bytes, already read, are ``replay``) as hypercorn would."""
         replayed = ReplayStream(stream, replay)
         if _HAS_STATE:
-            await TCPServer(self._app, self._config, self._context, dict(self._state), replayed).run()  # type: ignore[arg-type]
+            await TCPServer(self._app, self._config, self._context, dict(self._state), replayed).run()  # type: ignore[arg-type]  # duck-typed stream
         else:
+            # hypercorn before 0.15: no state argument; ReplayStream is a duck-typed SocketStream.
             await TCPServer(self._app, self._config, self._context, replayed).run()  # type: ignore[call-arg, arg-type]

@@ -12,7 +12,7 @@ waits for room instead.
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping
+from collections.abc import Mapping
 
 import trio
 

@@ -26,8 +26,8 @@ from actors.exceptions import sole_error
 from .front_door import FrontDoor
 from .http import HttpServer
 from .hypercorn_worker import HypercornWorker
-from .websocket import WebSocketServer
 from .settings import ServerSettings
+from .websocket import WebSocketServer
 
 if TYPE_CHECKING:
     from ..app import App

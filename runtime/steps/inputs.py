@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 
-__all__ = ["ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response"]
+__all__ = [
+    "ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response",
+]
 
 
 class Headers(Mapping[str, str]):

@@ -17,9 +17,10 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import attrs
 import croniter
@@ -147,7 +148,7 @@ def load_project(directory: str | os.PathLike[str]) -> Project:
     for path in discover_files(root):
         try:
             modules.append((str(path), _import(root, path)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - every broken file is reported, not just the first
             problems.append((str(path), _where(path, exc)))
     project = collect(modules, root=root, problems=problems)
     project.config = config_module
@@ -242,6 +243,9 @@ def _check_together(project: Project, problems: list[tuple[str, str]]) -> None:
                                  "which no module declares"))
             elif isinstance(trigger, CronTrigger):
                 expression = trigger.expression
-                if not isinstance(expression, str) or len(expression.split()) != 5 or not croniter.croniter.is_valid(expression):
+                if (
+                    not isinstance(expression, str) or len(expression.split()) != 5
+                    or not croniter.croniter.is_valid(expression)
+                ):
                     problems.append((one.file or "", f"step {one.name!r}: invalid cron expression {expression!r} "
                                      "(five fields: minute hour day-of-month month day-of-week)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from runtime import App, ApiResponse, Stream, StreamConfig, http, step
+from runtime import ApiResponse, App, Stream, StreamConfig, http, step
 
 from .conftest import client, running
 
@@ -30,8 +30,10 @@ def make_app(events: list | None = None) -> App:
         return {"status": 200, "body": {**item, "q": request.query_params}}
 
     echo = step({"name": "Echo", "triggers": [http("PUT", "/echo")]})
-    echo.handle(lambda request: {"status": 200, "body": {"body": request.body if not isinstance(request.body, bytes)
-                                                         else request.body.decode(), "ct": request.headers.get("content-type")}})
+    echo.handle(lambda request: {"status": 200, "body": {
+        "body": request.body if not isinstance(request.body, bytes) else request.body.decode(),
+        "ct": request.headers.get("content-type"),
+    }})
 
     boom = step({"name": "Boom", "triggers": [http("GET", "/boom")]})
 
@@ -58,7 +60,7 @@ def make_app(events: list | None = None) -> App:
                 events.append("handler finally ran")
 
     app = App(steps=[create, show, echo, boom, stream_step], streams=[todos])
-    app.test_gate = gate  # type: ignore[attr-defined]
+    app.test_gate = gate
     return app
 
 
@@ -76,7 +78,9 @@ async def test_statuses_and_error_bodies():
             failing = await c.post("/todos", json={"title": 7})
             assert failing.status_code == 400
             assert failing.json()["error"] == "validation" and failing.json()["errors"][0]["path"] == "/title"
-            too_big = await c.post("/todos", content=b"x" * (1024 * 1024 + 1), headers={"content-type": "application/json"})
+            too_big = await c.post(
+                "/todos", content=b"x" * (1024 * 1024 + 1), headers={"content-type": "application/json"}
+            )
             assert too_big.status_code == 413 and too_big.json()["error"] == "too_large"
             assert (await c.get("/nowhere")).status_code == 404
             not_allowed = await c.delete("/todos")

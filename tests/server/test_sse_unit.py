@@ -9,8 +9,8 @@ from runtime import App, Stream
 from runtime.server.auth import Subscription
 from runtime.server.http import HttpServer, _SSEBody
 from runtime.server.settings import ServerSettings
-from runtime.server.sse import SSEOutbox, parse_last_event_id, sse_block
-from runtime.streams.events import Event
+from runtime.server.sse import SSEOutbox, sse_block
+from runtime.streams.events import Event, parse_position
 
 
 def test_sse_block_has_id_only_for_state_and_sync():
@@ -26,13 +26,15 @@ def test_sse_block_has_id_only_for_state_and_sync():
     ("k3f9:41", ("k3f9", 41)), ("a:b:7", ("a:b", 7)), ("", None), (None, None), ("nocolon", None),
     (":5", None), ("e:-1", None), ("e:x", None),
 ])
-def test_parse_last_event_id(value, expected):
-    assert parse_last_event_id(value) == expected
+def test_a_last_event_id_parses_as_a_position(value, expected):
+    assert parse_position(value) == expected
 
 
 def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
     def event(n, type_="update"):
-        return Event(stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n)
+        return Event(
+            stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n
+        )
 
     outbox = SSEOutbox(limit=1000)
     assert outbox.deliver(event(1, "sync"), initial=True)

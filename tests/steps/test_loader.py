@@ -250,7 +250,8 @@ async def test_a_motia_step_file_ports_by_changing_its_imports(tmp_path):
     assert multi.config.retry.attempts == 5  # max_retries 4 + the first attempt
     async with App(project) as app:
         response = await app.request("POST", "/orders", json={"sku": "x"})
-        assert response.status == 200 and response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
+        assert response.status == 200
+        assert response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
         await app.enqueue("orders.retry", {"n": 1})
         await app.steps.fire_cron("MultiTrigger")
         await app.steps.fire_cron("LegacyCron")

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import coredis
 import orjson
@@ -101,6 +102,7 @@ class _Follower:
                 if message is None or message["type"] != "message":
                     continue
                 data = message["data"]
+                assert isinstance(data, bytes)  # the client decodes nothing (decode_responses=False)
                 if data.startswith(own):  # our own commit, published for the others
                     continue
                 try:

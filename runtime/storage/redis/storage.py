@@ -20,7 +20,8 @@ import contextlib
 import logging
 import secrets
 import urllib.parse
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import coredis
 import orjson
