@@ -33,7 +33,8 @@ applied, as with a lost reply to a call of its own.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import coredis
 import outcome
