@@ -33,7 +33,7 @@ import httptools
 __all__ = [
     "Request", "Body", "EndOfMessage", "BadRequest", "NEED_DATA", "RequestReader",
     "State", "Lifecycle", "LifecycleError", "keep_alive", "response_head", "chunk", "LAST_CHUNK",
-    "MAX_HEAD", "CONTINUE", "valid_header", "clean_trace_id",
+    "MAX_HEAD", "CONTINUE", "valid_header", "clean_trace_id", "bodiless",
 ]
 
 #: A request head (request line and headers) larger than this gets 431.
@@ -136,6 +136,7 @@ class RequestReader:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head began, while it is incomplete
+        self._head_size = 0  # its header lines' size, exactly
         self._in_head = False
         self._in_message = False
         self.finished = False
@@ -182,17 +183,19 @@ class RequestReader:
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
+        self._head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser, headers = self._parser, self._headers
-        if len(self._url) + sum(len(n) + len(v) + 4 for n, v in headers) > self._max_head:
+        if len(self._url) + self._head_size > self._max_head:
             self._fail(431, "request head too large")
             raise httptools.HttpParserError("request head too large")
         chunked, content_length = False, None
@@ -316,7 +319,8 @@ def _date() -> bytes:
     return _date_header
 
 
-def _bodiless(status: int) -> bool:
+def bodiless(status: int) -> bool:
+    """Statuses whose responses never carry a body (RFC 9110 §6.4.1)."""
     return status < 200 or status in (204, 304)
 
 
@@ -334,7 +338,7 @@ def response_head(status: int, headers: Iterable[tuple[str, str]], *, content_le
         if name.lower() in _FRAMING:
             continue
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if not _bodiless(status):
+    if not bodiless(status):
         if chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         elif content_length is not None:

@@ -213,7 +213,8 @@ class Routes:
             else:
                 body = raw
         api_request = ApiRequest(method=request.method, path=path, query_params=parse_query(query.decode("latin-1")),
-                                 headers=headers, body=body, trace_id=trace_id)
+                                 headers=headers, body=body, trace_id=trace_id,
+                                 response=ResponseStream(self.settings.body_limit))
         api_request.request_body.stream.append(raw)
         return api_request
 
@@ -222,8 +223,7 @@ class Routes:
         api_request = self._request(request, path, query, raw, trace_id)
         if isinstance(api_request, Reply):
             return api_request
-        stream = ResponseStream(self.settings.body_limit)
-        api_request.response = stream
+        stream: ResponseStream = api_request.response  # made with the request: attrs' setattr hooks cost
         outcome: list[Streamed] = []
 
         def first_write() -> None:
