@@ -50,6 +50,7 @@ from .http_wire import (
     Request,
     RequestReader,
     State,
+    bodiless,
     clean_trace_id,
     keep_alive,
     response_head,
@@ -376,8 +377,8 @@ class HttpConnection:
         head = response_head(reply.status, reply.headers, content_length=len(reply.body), keep=keep,
                              http10=self.http10)
         self.door.server.metrics.http_requests[reply.status] += 1
-        if request is not None and request.method == "HEAD":
-            await self.send(head)
+        if (request is not None and request.method == "HEAD") or bodiless(reply.status):
+            await self.send(head)  # a 1xx, 204 or 304 has no body whatever the handler gave
         else:
             await self.send(head + reply.body if len(reply.body) < 65536 else head)
             if len(reply.body) >= 65536:

@@ -33,7 +33,7 @@ import httptools
 __all__ = [
     "Request", "Body", "EndOfMessage", "BadRequest", "NEED_DATA", "RequestReader",
     "State", "Lifecycle", "LifecycleError", "keep_alive", "response_head", "chunk", "LAST_CHUNK",
-    "MAX_HEAD", "CONTINUE", "valid_header", "clean_trace_id",
+    "MAX_HEAD", "CONTINUE", "valid_header", "clean_trace_id", "bodiless",
 ]
 
 #: A request head (request line and headers) larger than this gets 431.
@@ -319,7 +319,8 @@ def _date() -> bytes:
     return _date_header
 
 
-def _bodiless(status: int) -> bool:
+def bodiless(status: int) -> bool:
+    """Statuses whose responses never carry a body (RFC 9110 §6.4.1)."""
     return status < 200 or status in (204, 304)
 
 
@@ -337,7 +338,7 @@ def response_head(status: int, headers: Iterable[tuple[str, str]], *, content_le
         if name.lower() in _FRAMING:
             continue
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if not _bodiless(status):
+    if not bodiless(status):
         if chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         elif content_length is not None:

@@ -37,7 +37,10 @@ def make_app() -> App:
         await app.gate.wait()
         return ApiResponse(200, {"slow": True})
 
-    app = App(steps=[echo, slow], streams=[Stream("feed")])
+    empty = step({"name": "Empty", "triggers": [http("DELETE", "/echo")]})
+    empty.handle(lambda request: ApiResponse(204, {"ignored": True}))  # a 204 carries no body
+
+    app = App(steps=[echo, slow, empty], streams=[Stream("feed")])
     app.gate = trio.Event()  # type: ignore[attr-defined]
     return app
 
@@ -253,6 +256,17 @@ async def test_chunked_bodies_expect_continue_and_head():
         first, second = data.split(b"HTTP/1.1 200 OK")[1:]
         assert b"content-length: 15" in first.lower() and first.endswith(b"\r\n\r\n")  # no body after HEAD
         assert second.endswith(b'{"status":"ok"}')
+        sock.close()
+
+
+async def test_a_204_with_a_body_from_its_handler_sends_none_and_the_next_request_is_framed():
+    async with running(make_app()) as (url, _):
+        sock = await connect(url)
+        await sock.send(b"DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = await read_until(sock, b'"ok"}')
+        first, second = data.split(b"HTTP/1.1 200 OK")
+        assert first.startswith(b"HTTP/1.1 204") and first.endswith(b"\r\n\r\n") and b"ignored" not in first
+        assert b"content-length" not in first.lower()
         sock.close()
 
 
