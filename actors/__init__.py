@@ -9,7 +9,7 @@ nothing of streams, HTTP or storage. See docs/actors.md.
 """
 
 from .actor import DEFAULT_TIMEOUT, Actor, ActorRef
-from .errors import ActorError, ActorFailed, ActorStopped, AskTimeout, MailboxFull
+from .errors import ActorError, ActorFailed, ActorStopped, AskTimeout, MailboxFull, raise_sole_error, sole_error
 from .mailbox import Mailbox, Overflow
 from .policy import Directive, Escalation, RestartPolicy
 from .supervisor import ActorOptions, Supervisor
@@ -34,4 +34,6 @@ __all__ = [
     "RestartPolicy",
     "Supervisor",
     "VirtualActors",
+    "raise_sole_error",
+    "sole_error",
 ]

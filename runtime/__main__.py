@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import attrs
 import orjson
@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)"
     )
-    serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
+    serve.add_argument(
+        "--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)"
+    )
     serve.add_argument(
         "--queue-visibility-timeout", type=float, default=30.0, metavar="SECONDS",
         help="on Redis: how long a queue message stays with a process that stopped renewing it before "
@@ -71,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow browser calls from this origin (repeatable; * for any)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
                        help="only these origins may open stream subscriptions (repeatable)")
+    serve.add_argument("--http", choices=["fast", "asgi"], default="fast",
+                       help="what serves the HTTP port: the runtime's own HTTP/1.1 (fast, default; SSE) "
+                            "or hypercorn + quart-trio (asgi: TLS, HTTP/2); see docs/http.md")
+    serve.add_argument("--tls-certfile", metavar="PEM", help="with --http asgi: TLS certificate")
+    serve.add_argument("--tls-keyfile", metavar="PEM", help="with --http asgi: TLS private key")
     dead = commands.add_parser("dead-letters", help="list or replay queue messages that exhausted their retries")
     dead.add_argument("--project", dest="directory", default=".", help="the project directory (default: .)")
     dead.add_argument("--storage", help="storage URL (default: sqlite:DIR/.runtime/runtime.db)")
@@ -132,6 +139,7 @@ async def _serve(args: argparse.Namespace) -> int:
         settings = ServerSettings(
             host=args.host, port=args.port, stream_port=args.stream_port,
             cors_origins=args.cors_origin, allowed_origins=args.allowed_origin, gc_freeze=True,
+            http=args.http, tls_certfile=args.tls_certfile, tls_keyfile=args.tls_keyfile,
         )
     except (ProjectError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

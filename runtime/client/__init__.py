@@ -13,7 +13,13 @@ See docs/client.md.
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
-    ClientClosed, ConnectError, Forbidden, HandshakeRejected, ServerError, StreamClientError, SubscriptionRefused,
+    ClientClosed,
+    ConnectError,
+    Forbidden,
+    HandshakeRejected,
+    ServerError,
+    StreamClientError,
+    SubscriptionRefused,
     Unauthorized,
 )
 from .merge import Change

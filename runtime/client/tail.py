@@ -23,8 +23,9 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import orjson
 import trio
@@ -213,7 +214,7 @@ def _silence(out: TextIO) -> None:
         pass
 
 
-async def _follow(args: argparse.Namespace, stream_client: Any, printer: Printer, stdin: TextIO | None,
+async def _follow(args: argparse.Namespace, stream_client: Any, printer: Printer, stdin: TextIO,
                   fail: Any) -> int:
     status = 0
     async with stream_client as client:

@@ -51,6 +51,9 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
          [_line("runtime_slow_consumer_drops_total", metrics.slow_consumer_drops)]),
         ("runtime_slow_consumer_closes_total", "counter", "Connections closed because they fell behind.",
          [_line("runtime_slow_consumer_closes_total", metrics.slow_consumer_closes)]),
+        ("runtime_subscriber_errors_total", "counter",
+         "Subscribers that raised during a group's delivery; each was removed from its group alone.",
+         [_line("runtime_subscriber_errors_total", engine.metrics.subscriber_errors)]),
         ("runtime_mailbox_depth", "gauge", "Messages waiting in group actor mailboxes.",
          [_line("runtime_mailbox_depth", engine.mailbox_depth())]),
         ("runtime_active_groups", "gauge", "Stream groups active in memory.",
@@ -65,7 +68,8 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
         ("runtime_queue_dead_letters_total", "counter", "Queue messages moved to the dead-letter list.",
          [_line("runtime_queue_dead_letters_total", steps.metrics.dead_lettered)]),
         ("runtime_http_requests_total", "counter", "HTTP requests answered, by status.",
-         [_line("runtime_http_requests_total", n, {"status": str(s)}) for s, n in sorted(metrics.http_requests.items())]),
+         [_line("runtime_http_requests_total", n, {"status": str(s)})
+          for s, n in sorted(metrics.http_requests.items())]),
     ]
     out: list[str] = []
     for name, kind, help_text, lines in families:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 
 from .awaits import coroutine_in
 
-__all__ = ["ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response"]
+__all__ = [
+    "ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response",
+]
 
 
 class Headers(Mapping[str, str]):

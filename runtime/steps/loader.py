@@ -22,9 +22,10 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import croniter
@@ -204,7 +205,7 @@ def load_project(directory: str | os.PathLike[str]) -> Project:
     for path in discover_files(root):
         try:
             modules.append((str(path), _import(root, path)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - every broken file is reported, not just the first
             problems.append(_import_problem(path, exc))
     project = collect(modules, root=root, problems=problems)
     project.config = config_module
@@ -335,9 +336,9 @@ def _check_together(
         names.add(stream.name)
         if isinstance(stream, Stream):
             continue
-        other = configs.get(stream.name)
-        if other is not None and other[0] != stream:
-            where = f"{_shown(other[1])}:{other[2]}" if other[2] else _shown(other[1])
+        earlier = configs.get(stream.name)
+        if earlier is not None and earlier[0] != stream:
+            where = f"{_shown(earlier[1])}:{earlier[2]}" if earlier[2] else _shown(earlier[1])
             problems.append(Problem(file, line, f"stream {stream.name!r} is declared twice with different configs "
                                     f"(also in {where}): keep one StreamConfig and import it, or use "
                                     f"Stream({stream.name!r}) for a handle"))
@@ -366,7 +367,10 @@ def _check_together(
                     f"config = StreamConfig(name={trigger.stream_name!r})")))
             elif isinstance(trigger, CronTrigger):
                 expression = trigger.expression
-                if not isinstance(expression, str) or len(expression.split()) != 5 or not croniter.croniter.is_valid(expression):
+                if (
+                    not isinstance(expression, str) or len(expression.split()) != 5
+                    or not croniter.croniter.is_valid(expression)
+                ):
                     problems.append(Problem(one.file or "", one.line, (
                         f"step {one.name!r}: invalid cron expression {expression!r}: write five fields, "
                         "minute hour day-of-month month day-of-week (e.g. '*/5 * * * *')")))

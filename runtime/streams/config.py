@@ -9,7 +9,8 @@ validator and the history policy into a `StreamDefinition`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Sequence, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import attrs
 
@@ -89,7 +90,7 @@ class _Subscriptable:
     """Results also answer ``result["new_value"]``, as Motia's dict results do."""
 
     def __getitem__(self, key: str) -> Any:
-        if key in attrs.fields_dict(type(self)):  # type: ignore[arg-type]
+        if key in attrs.fields_dict(type(self)):  # type: ignore[arg-type]  # the subclasses are attrs classes
             return getattr(self, key)
         raise KeyError(key)
 
@@ -162,7 +163,7 @@ class SetResults(Sequence[SetResult]):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, so unhashable like one
 
     def __repr__(self) -> str:
         return f"SetResults({list(self)!r})"

@@ -52,6 +52,8 @@ from jsonschema.validators import validator_for
 
 from runtime.errors import ValidationError
 
+from .ops import json_type_name
+
 __all__ = ["Validator", "compile_schema", "SHORTHAND_TYPES"]
 
 SHORTHAND_TYPES = ("string", "number", "integer", "boolean", "object", "array")
@@ -78,7 +80,9 @@ _NAMED_SUBSCHEMAS = frozenset({"properties", "patternProperties", "definitions",
 _DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
 #: Keywords that may sit next to ``$ref`` in draft 7 and 2020-12 alike
 #: (draft 7 ignores all siblings of ``$ref``, 2020-12 applies them).
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"})
+_ANNOTATIONS = frozenset({
+    "title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly",
+})
 
 _MAX_MESSAGE = 200
 
@@ -191,7 +195,7 @@ def _draft_of(json_schema: dict[str, Any]) -> type[jsonschema.protocols.Validato
         return jsonschema.Draft202012Validator
     if not isinstance(json_schema["$schema"], str):
         raise ValueError(f"$schema must be a URI string, got {json_schema['$schema']!r}")
-    draft = validator_for(json_schema, default=None)
+    draft = validator_for(json_schema, default=None)  # type: ignore[arg-type]  # the stubs omit None; it works
     if draft is None:
         raise ValueError(f"unknown $schema {json_schema['$schema']!r}")
     return draft
@@ -337,25 +341,7 @@ def _additional_properties(instance: dict[str, Any], schema: dict[str, Any]) -> 
 
 def _type_message(expected: str | list[str], instance: Any) -> str:
     names = expected if isinstance(expected, list) else [expected]
-    return f"must be {' or '.join(names)}, got {_json_type_name(instance)}"
-
-
-def _json_type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
+    return f"must be {' or '.join(names)}, got {json_type_name(instance)}"
 
 
 def _unique(errors: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from contextlib import asynccontextmanager
 from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any
 
 import attrs
 import trio
@@ -16,6 +17,7 @@ from ..app import App
 from ..steps.clock import RuntimeClock
 from ..steps.loader import load_project
 from ..streams.events import Event
+from ..streams.subscribers import Subscriber
 
 __all__ = ["TestApp", "TestHttp", "TestResponse", "TestSubscription", "open_test_app", "DEFAULT_START_WALL"]
 
@@ -78,7 +80,7 @@ class TestHttp:
         return await self.request("DELETE", path, **options)
 
 
-class TestSubscription:
+class TestSubscription(Subscriber):
     """A test client's subscription: it records every event it is delivered.
 
     ``expect`` takes the next event and checks it; ``expect_nothing`` checks
@@ -179,10 +181,8 @@ class TestApp:
         return await self.app.dead_letters(topic)
 
     def _idle(self) -> bool:
-        now = trio.current_time()
-        for lane in self.steps._lanes.values():
-            if lane.running or lane.next_due() <= now:
-                return False
+        if not self.steps.queues_idle(trio.current_time()):
+            return False
         return not self.engine.triggers.pending and not self.engine.mailbox_depth()
 
     async def settle(self, *, timeout: float = 60.0) -> None:

@@ -10,7 +10,6 @@ import trio
 from runtime import RetryPolicy, Stream, http, queue, step
 from runtime.testing import open_test_app
 
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

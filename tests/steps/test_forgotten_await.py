@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import textwrap
 import warnings
 
 import httpx
@@ -37,7 +36,8 @@ async def show_counter(request, ctx):
 
 
 async def test_a_forgotten_await_is_a_500_that_says_so_and_no_warning_at_exit(tmp_path):
-    (tmp_path / "counter_stream.py").write_text("from runtime import StreamConfig\nconfig = StreamConfig(name='counter')\n")
+    (tmp_path / "counter_stream.py").write_text(
+        "from runtime import StreamConfig\nconfig = StreamConfig(name='counter')\n")
     (tmp_path / "counter_step.py").write_text(FORGETFUL)
     async with serve_process(str(tmp_path), "--storage", "memory") as (process, url):
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:

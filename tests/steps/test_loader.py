@@ -275,7 +275,8 @@ def test_a_schema_is_checked_when_the_stream_is_declared():
 def test_a_stream_declared_twice_differently_names_both_places(tmp_path):
     problems = problems_of(tmp_path, {
         "a_stream.py": "from runtime import StreamConfig\nconfig = StreamConfig(name='todo')\n",
-        "b_stream.py": "from runtime import StreamConfig\n\nconfig = StreamConfig(name='todo', schema={'t': 'string'})\n",
+        "b_stream.py": (
+            "from runtime import StreamConfig\n\nconfig = StreamConfig(name='todo', schema={'t': 'string'})\n"),
     })
     assert len(problems) == 1 and where(problems[0]) == ("b_stream.py", 3)
     assert problems[0].message.startswith("stream 'todo' is declared twice with different configs (also in ")
@@ -372,7 +373,8 @@ async def test_a_motia_step_file_ports_by_changing_its_imports(tmp_path):
     assert multi.config.retry.attempts == 5  # max_retries 4 + the first attempt
     async with App(project) as app:
         response = await app.request("POST", "/orders", json={"sku": "x"})
-        assert response.status == 200 and response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
+        assert response.status == 200
+        assert response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
         await app.enqueue("orders.retry", {"n": 1})
         await app.steps.fire_cron("MultiTrigger")
         await app.steps.fire_cron("LegacyCron")
