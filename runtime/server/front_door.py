@@ -39,6 +39,7 @@ from werkzeug.datastructures import Headers
 
 from ..steps.context import new_trace_id
 from .auth import Subscription
+from .bind import open_listeners
 from .flusher import Flusher
 from .http_wire import (
     CONTINUE,
@@ -138,7 +139,8 @@ class FrontDoor:
                     ) -> None:
         """Accept until ``shutdown``; then idle connections close and requests in flight end, bounded."""
         settings = self.server.settings
-        listeners = await trio.open_tcp_listeners(settings.port, host=settings.host, backlog=self._backlog)
+        listeners = await open_listeners(settings.port, settings.host, backlog=self._backlog,
+                                         reuse_port=settings.reuse_port)
         host, port = listeners[0].socket.getsockname()[:2]
         try:
             async with trio.open_nursery() as outer:

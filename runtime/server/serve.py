@@ -60,6 +60,7 @@ async def serve(
     async with app:
         async with trio.open_nursery() as handlers:
             server = HttpServer(app, settings, handlers)
+            server.metrics.worker = settings.worker_id
             websocket = WebSocketServer(app, settings, server.metrics)
 
             async def graceful() -> None:

@@ -24,6 +24,11 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 3111
     stream_port: int = 3112
+    #: Bind both ports with SO_REUSEPORT, so several processes (``serve --workers``) share
+    #: them and the kernel spreads connections over them (see bind.py).
+    reuse_port: bool = False
+    #: ``serve --workers``: this worker's id (1..N), the ``worker`` label of /metrics; 0 alone.
+    worker_id: int = 0
     #: Request bodies above this many bytes get 413.
     body_limit: int = 1024 * 1024
     #: Where SSE subscriptions live: ``{prefix}/{stream}/{group}[/{item}]``.
