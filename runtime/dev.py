@@ -112,13 +112,10 @@ def _forget_modules(root: Path) -> None:
 
 def problems_of(exc: Exception) -> list[dict[str, Any]]:
     """A failed load as ``{file, line, message}`` entries (for the terminal and the console's banner)."""
-    pairs = getattr(exc, "problems", None) or [(None, str(exc))]
-    found = []
-    for file, message in pairs:
-        match = re.match(r"line (\d+): (.*)", message, re.S)
-        found.append({"file": file, "line": int(match.group(1)) if match else None,
-                      "message": match.group(2) if match else message})
-    return found
+    problems = getattr(exc, "problems", None)
+    if not problems:
+        return [{"file": None, "line": None, "message": f"{type(exc).__name__}: {exc}"}]
+    return [{"file": p.file or None, "line": p.line, "message": p.message} for p in problems]
 
 
 def load(root: Path) -> Any:
