@@ -20,7 +20,7 @@ def test_a_broken_project_is_one_clear_error(tmp_path):
     (tmp_path / "bad_step.py").write_text("import nope_not_a_module\n")
     result = run(str(tmp_path), "--port", "0")
     assert result.returncode == 2
-    assert "bad_step.py: line 1: ModuleNotFoundError" in result.stderr
+    assert "bad_step.py:1: ModuleNotFoundError" in result.stderr
     assert "Traceback" not in result.stderr
 
 
