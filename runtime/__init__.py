@@ -2,6 +2,14 @@
 
 The public API. Everything a user imports comes from here; a Motia Python
 step file ports by changing its imports to ``from runtime import ...``.
+
+Layers, each importing only those below it (CONTRIBUTING.md):
+``actors`` -> ``storage`` -> ``streams`` -> ``steps`` -> ``server`` -> ``app``
+(``errors``, ``logs`` and ``state`` are shared leaves; ``client`` and
+``testing`` sit beside the app and use it from outside). This module may
+import every layer but loads the optional stacks (Redis, the client's
+transport) only when their names are first used; nothing inside the
+package imports it.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -1,5 +1,15 @@
 """Storage backends behind one interface, chosen by a URL (``--storage``).
 
+Owns: the `Storage` interface and its records (base.py), `SharedStorage`
+for backends several processes write, and the backends: memory, SQLite,
+Redis (storage/redis/, with its queue transport). A new backend implements
+base.py's abstract methods and gets a URL scheme in `open_storage`.
+May import: ``runtime.errors``, Trio, attrs and each backend's own client
+library (RedisQueues implements steps/transport.py's protocol by shape,
+without importing it).
+Must never be imported by it: ``streams``, ``steps``, ``server``, ``app``
+(storage never interprets items or update ops).
+
 ``open_storage`` only builds the object; open it with ``async with storage:``.
 Redis support (coredis, ~150 ms to import) loads when a ``redis://`` URL is
 opened or `RedisStorage` is first named, never for a user without Redis.
