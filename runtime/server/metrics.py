@@ -22,6 +22,8 @@ class ServerMetrics:
     slow_consumer_drops: int = 0
     slow_consumer_closes: int = 0
     http_requests: Counter = attrs.field(factory=Counter)  # by status code
+    #: ``serve --workers``: this worker's id, a ``worker`` label on every sample (each worker answers its own).
+    worker: int = 0
 
 
 def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
@@ -29,6 +31,13 @@ def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
         inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         return f"{name}{{{inside}}} {value}"
     return f"{name} {value}"
+
+
+def _with_label(line: str, label: str) -> str:
+    sample, value = line.rsplit(" ", 1)
+    if sample.endswith("}"):
+        return f"{sample[:-1]},{label}}} {value}"
+    return f"{sample}{{{label}}} {value}"
 
 
 def render_metrics(app: App, metrics: ServerMetrics) -> str:
@@ -71,6 +80,10 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
          [_line("runtime_http_requests_total", n, {"status": str(s)})
           for s, n in sorted(metrics.http_requests.items())]),
     ]
+    if metrics.worker:
+        label = f'worker="{metrics.worker}"'
+        families = [(name, kind, help_text, [_with_label(line, label) for line in lines])
+                    for name, kind, help_text, lines in families]
     out: list[str] = []
     for name, kind, help_text, lines in families:
         out.append(f"# HELP {name} {help_text}")

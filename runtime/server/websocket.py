@@ -54,6 +54,7 @@ from .auth import (
     parse_query,
     token_from,
 )
+from .bind import open_listeners
 from .flusher import Flusher
 from .heartbeat import Heartbeat
 from .metrics import ServerMetrics
@@ -438,10 +439,11 @@ class WebSocketServer:
             if self.flusher is not None:
                 await nursery.start(self.flusher.run)
             await nursery.start(self.heartbeat.run)
-            listeners = await nursery.start(
-                lambda task_status: trio.serve_tcp(
-                    self._handle, self.settings.stream_port, host=self.settings.host,
-                    handler_nursery=nursery, task_status=task_status,
+            listeners = await open_listeners(self.settings.stream_port, self.settings.host,
+                                             reuse_port=self.settings.reuse_port)
+            await nursery.start(
+                lambda task_status: trio.serve_listeners(
+                    self._handle, listeners, handler_nursery=nursery, task_status=task_status,
                 )
             )
             host, port = listeners[0].socket.getsockname()[:2]

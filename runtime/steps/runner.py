@@ -31,6 +31,7 @@ from ..streams.events import Event
 from ..streams.ops import check_json, json_copy
 from ..streams.schema import Validator, compile_schema
 from ..streams.stream import Stream
+from .awaits import forgotten_await, hint
 from .clock import RuntimeClock
 from .context import FlowContext, TriggerInfo, activate, deactivate, new_trace_id
 from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput, to_response
@@ -239,7 +240,10 @@ class StepRuntime:
 
     def _log_failure(self, one: Step, trace_id: str | None, what: str, exc: BaseException) -> None:
         self.metrics.handler_errors += 1
-        Logger(step=one.name, trace_id=trace_id).error(f"{what} failed: {exc!r}", exc_info=exc)
+        message = f"{what} failed: {exc!r}"
+        if forgotten_await(exc):
+            message += f"; {hint(one.name, one.file, one.line)}"
+        Logger(step=one.name, trace_id=trace_id).error(message, exc_info=exc)
 
     # -- HTTP ---------------------------------------------------------------------------
 

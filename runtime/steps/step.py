@@ -175,6 +175,7 @@ class Step:
         self.is_async = True
         self.module: str | None = None
         self.file: str | None = None
+        self.line: int | None = None  # where the loader found it declared
         if handler is not None:
             self.handle(handler)
 

@@ -19,7 +19,12 @@ from ..steps.loader import load_project
 from ..streams.events import Event
 from ..streams.subscribers import Subscriber
 
-__all__ = ["TestApp", "TestHttp", "TestResponse", "TestSubscription", "open_test_app"]
+__all__ = ["TestApp", "TestHttp", "TestResponse", "TestSubscription", "open_test_app", "DEFAULT_START_WALL"]
+
+#: Where a test's wall clock starts unless it says otherwise: 2026-01-01T00:00:00Z, a whole second.
+#: Starting from ``time.time()`` made due times fractional, and a test's retries landed at
+#: ``[0, 9.999, 29.999]`` in some runs and ``[0, 10, 30]`` in others (13 and 17 of 30 runs).
+DEFAULT_START_WALL = 1_767_225_600.0
 
 _ANY: Any = object()
 
@@ -208,10 +213,11 @@ async def open_test_app(
 ) -> AsyncIterator[TestApp]:
     """Run an app in process for a test: from a project directory, modules, or objects.
 
-    ``start_wall`` fixes the runtime clock's wall time (for cron tests);
-    other options go to `App`.
+    ``start_wall`` is where the runtime clock's wall time starts, in seconds
+    since the epoch (`DEFAULT_START_WALL` unless given, so cron ticks and
+    queue due times are the same in every run); other options go to `App`.
     """
-    clock = RuntimeClock(start_wall=start_wall)
+    clock = RuntimeClock(start_wall=DEFAULT_START_WALL if start_wall is None else start_wall)
     if project is not None:
         app = App(load_project(project), steps=steps, streams=streams, storage=storage, clock=clock, **options)
     elif modules:

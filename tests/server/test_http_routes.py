@@ -166,3 +166,30 @@ async def test_sse_refuses_other_origins_when_origins_are_configured():
                 assert ok.status_code == 200
             async with c.stream("GET", "/streams/feed/g") as no_origin:  # not a browser: no Origin
                 assert no_origin.status_code == 200
+
+
+async def test_a_sync_handler_runs_in_a_worker_thread_and_the_loop_keeps_serving():
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    blocking = step({"name": "Blocking", "triggers": [http("GET", "/blocking")]})
+
+    @blocking.handle
+    def block(request):  # sync: runs in a worker thread
+        entered.set()
+        release.wait(10)
+        return {"status": 200, "body": {"thread": threading.current_thread() is not threading.main_thread()}}
+
+    app = App(steps=[blocking])
+    async with running(app) as (url, _):
+        async with client(url) as c, trio.open_nursery() as nursery:
+            answers: list = []
+
+            async def call() -> None:
+                answers.append((await c.get("/blocking")).json())
+
+            nursery.start_soon(call)
+            await trio.to_thread.run_sync(entered.wait, 10)  # the handler is blocked in its thread
+            assert (await c.get("/health")).status_code == 200  # answered meanwhile
+            release.set()
+        assert answers == [{"thread": True}]
