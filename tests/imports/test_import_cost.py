@@ -15,7 +15,7 @@ import sys
 
 import orjson
 
-HEAVY = ("coredis", "hypercorn", "quart", "trio_websocket", "jsonschema", "fastjsonschema")
+HEAVY = ("coredis", "hypercorn", "quart", "trio_websocket", "jsonschema", "fastjsonschema", "croniter")
 
 
 def imported_after(code: str) -> list[str]:
