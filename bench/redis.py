@@ -42,7 +42,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Lines, verify
+from bench._common import Lines, delete_redis_prefix, verify
 from runtime import MemoryStorage, RedisStorage, Stream, StreamEngine, Subscriber
 
 INCREMENT = [{"type": "increment", "path": "n", "by": 1}]
@@ -218,12 +218,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"| cross-process added | {percentile(cross, 50) - percentile(own, 50):.2f} "
               f"| {percentile(cross, 99) - percentile(own, 99):.2f} | |")
     finally:
-        subprocess.run(
-            ["redis-cli", "-u", args.url, "EVAL",
-             "local k = redis.call('KEYS', ARGV[1]) for i = 1, #k, 500 do "
-             "redis.call('DEL', unpack(k, i, math.min(i + 499, #k))) end return #k", "0", f"{prefix}:*"],
-            stdout=subprocess.DEVNULL, check=False,
-        )
+        delete_redis_prefix(args.url, prefix)
 
 
 def parse() -> argparse.Namespace:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench import fanout  # noqa: E402
-from bench._common import Lines, proc_cpu, stop, verify  # noqa: E402
+from bench._common import Lines, delete_redis_prefix, proc_cpu, stop, verify  # noqa: E402
 
 STREAM_FILE = 'from runtime import StreamConfig\n\nconfig = StreamConfig(name="bench")\n'
 STEP_FILE = '''
@@ -133,7 +134,7 @@ async def row(project: str, workers: int, url: str, args: argparse.Namespace, re
             for load_process, _ in load:
                 await stop(load_process)
     finally:
-        await stop(process, __import__("signal").SIGTERM, wait=20)
+        await stop(process, signal.SIGTERM, wait=20)
     verify(reply.get("seq") == args.events, f"/publish answered {reply}")
     done = sum(r["done"] for r in results)
     received = sum(r["received"] for r in results)
@@ -158,12 +159,7 @@ async def main(args: argparse.Namespace) -> None:
             for workers in args.workers:
                 rows.append(await row(project, workers, url, args, redis))
     finally:
-        subprocess.run(
-            ["redis-cli", "-u", args.url, "EVAL",
-             "local k = redis.call('KEYS', ARGV[1]) for i = 1, #k, 500 do "
-             "redis.call('DEL', unpack(k, i, math.min(i + 499, #k))) end return #k", "0", f"{prefix}:*"],
-            stdout=subprocess.DEVNULL, check=False,
-        )
+        delete_redis_prefix(args.url, prefix)
     print(f"WebSocket fan-out, {args.subs:,} subscribers of one group, {args.events} events of "
           f"{args.size} B from {args.producers} producers, Redis storage:")
     print("| workers | deliveries | deliveries/s | vs 1 worker | workers' CPU (cores) | Redis CPU (cores) | skipped |")
