@@ -35,8 +35,8 @@ import trio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench import fanout  # noqa: E402
-from bench._common import Lines, delete_redis_prefix, proc_cpu, stop, verify  # noqa: E402
+from bench import fanout
+from bench._common import Lines, delete_redis_prefix, proc_cpu, stop, verify
 
 STREAM_FILE = 'from runtime import StreamConfig\n\nconfig = StreamConfig(name="bench")\n'
 STEP_FILE = '''

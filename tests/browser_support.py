@@ -9,7 +9,7 @@ under ``CI=true``, where they fail loudly rather than pass by skipping.
 Browser tests are plain sync test functions (Playwright's sync API; the
 suite's trio_mode only takes over async tests)::
 
-    from tests.browser_support import browser, page, server_process   # noqa: F401 (fixtures)
+    from tests.browser_support import browser, page, server_process   # noqa: F401 - pytest fixtures, used by name
 
     def test_page(page, tmp_path):
         with server_process("serve", str(project)) as server:

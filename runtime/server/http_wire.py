@@ -107,7 +107,7 @@ class BadRequest:
 
 
 class _NeedData:
-    __repr__ = lambda self: "NEED_DATA"  # noqa: E731
+    __repr__ = lambda self: "NEED_DATA"  # noqa: E731 - a one-line repr for a sentinel
 
 
 #: `RequestReader.next_event` when it must be fed more bytes.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser_support import browser, page, server_process  # noqa: F401 (fixtures)
+from tests.browser_support import browser, page, server_process  # noqa: F401 - pytest fixtures, used by name
 
 STEP = '''
 from runtime import ApiResponse, http, step
@@ -20,7 +20,7 @@ document.getElementById("out").textContent = "health " + (await r.json()).status
 '''
 
 
-def test_chromium_runs_a_page_and_its_module_script_against_a_real_server(page, tmp_path):  # noqa: F811
+def test_chromium_runs_a_page_and_its_module_script_against_a_real_server(page, tmp_path):  # noqa: F811 - the page fixture, by name
     (tmp_path / "page_step.py").write_text(STEP)
     with server_process("serve", str(tmp_path), "--storage", "memory") as server:
         page.goto(server.http_url + "/page")

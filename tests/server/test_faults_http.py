@@ -41,7 +41,7 @@ def make_app() -> App:
     empty.handle(lambda request: ApiResponse(204, {"ignored": True}))  # a 204 carries no body
 
     app = App(steps=[echo, slow, empty], streams=[Stream("feed")])
-    app.gate = trio.Event()  # type: ignore[attr-defined]
+    app.gate = trio.Event()
     return app
 
 
@@ -152,7 +152,7 @@ async def test_unauthorized_and_forbidden_subscriptions_then_close_leave_nothing
         return {"user": 1}
 
     app = make_app()
-    app.authenticate = authenticate  # type: ignore[assignment]
+    app.authenticate = authenticate
     async with running(app, allowed_origins=["https://app.example"]) as (url, server):
         await answered(url)
         baseline = fds()

@@ -98,7 +98,7 @@ async def test_an_ordinary_attribute_error_gets_no_await_hint(caplog):
 
     @plain.handle
     async def broken(request, ctx):
-        return ApiResponse(200, None.value)  # type: ignore[attr-defined]
+        return ApiResponse(200, None.value)
 
     async with App(steps=[plain]) as app:
         assert (await app.request("GET", "/plain")).status == 500
