@@ -175,6 +175,7 @@ class FrontDoor:
         except _NETWORK_ERRORS:
             pass  # the client went away
         except Exception:  # noqa: BLE001 - one broken connection must not stop the listener
+            self.server.metrics.connection_errors[("http", "request")] += 1
             logger.exception("HTTP connection failed")
 
 

@@ -22,6 +22,8 @@ class ServerMetrics:
     slow_consumer_drops: int = 0
     slow_consumer_closes: int = 0
     http_requests: Counter = attrs.field(factory=Counter)  # by status code
+    #: Connections an exception ended (the per-connection fault boundary), by (listener, stage).
+    connection_errors: Counter = attrs.field(factory=Counter)
     #: ``serve --workers``: this worker's id, a ``worker`` label on every sample (each worker answers its own).
     worker: int = 0
 
@@ -79,6 +81,10 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
         ("runtime_http_requests_total", "counter", "HTTP requests answered, by status.",
          [_line("runtime_http_requests_total", n, {"status": str(s)})
           for s, n in sorted(metrics.http_requests.items())]),
+        ("runtime_connection_errors_total", "counter",
+         "Connections ended by an exception (a reset, a protocol error, a bug), by listener and stage.",
+         [_line("runtime_connection_errors_total", n, {"listener": listener, "stage": stage})
+          for (listener, stage), n in sorted(metrics.connection_errors.items())]),
     ]
     if metrics.worker:
         label = f'worker="{metrics.worker}"'

@@ -130,6 +130,16 @@ class Connection:
         self.pings_answered = 0
         self._open = False
         self._cancel: trio.CancelScope | None = None
+        #: Where the connection is: the ``stage`` label of `runtime_connection_errors_total`.
+        self.stage = "handshake"
+        #: The client's (host, port), read once at accept: after a reset getpeername() raises ENOTCONN.
+        self.peer: tuple[str, int] | None = None
+        try:
+            if hasattr(stream, "socket"):
+                host, port = stream.socket.getpeername()[:2]
+                self.peer = (host, port)
+        except OSError:
+            pass
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -140,6 +150,7 @@ class Connection:
                 accepted = await self._handshake()
             if handshake.cancelled_caught or not accepted:
                 return
+            self.stage = "frames"
             server.connections.add(self)
             self._open = True
             server.heartbeat.watch(self)
@@ -162,13 +173,7 @@ class Connection:
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                         # after any part of a frame the socket did not take, so the close frame stays whole
                         await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
-        except _NETWORK_ERRORS:
-            pass  # the network went away; cleanup above already ran
-        except BaseExceptionGroup as group:
-            _, rest = group.split(_NETWORK_ERRORS)
-            if rest is not None:
-                raise rest from None
-        finally:
+        finally:  # whatever ended it (a reset, a bug) goes on to WebSocketServer._handle, the fault boundary
             with trio.move_on_after(1, shield=True):
                 await self.stream.aclose()
 
@@ -234,9 +239,9 @@ class Connection:
         if not settings.origin_allowed(headers.get("origin")):
             await self._reject(403, "ORIGIN_NOT_ALLOWED", "this origin may not subscribe")
             return False
-        peer = self.stream.socket.getpeername() if hasattr(self.stream, "socket") else None
+        peer = self.peer
         auth_request = AuthRequest(
-            headers=headers, path=target.path or "/", query_params=query, addr=tuple(peer[:2]) if peer else None,
+            headers=headers, path=target.path or "/", query_params=query, addr=peer,
             token=token_from(headers, query, subprotocol_token),
         )
         try:
@@ -454,7 +459,17 @@ class WebSocketServer:
             stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
         except (OSError, AttributeError):
             pass
-        await Connection(self, stream).run()
+        connection = Connection(self, stream)
+        try:
+            await connection.run()
+        except Exception as exc:  # noqa: BLE001 - the fault boundary: one connection ends, never the listener
+            self.metrics.connection_errors[("stream", connection.stage)] += 1
+            peer = f"{connection.peer[0]}:{connection.peer[1]}" if connection.peer else "?"
+            network = (OSError, *_NETWORK_ERRORS)
+            if isinstance(exc, network) or (isinstance(exc, ExceptionGroup) and exc.split(network)[1] is None):
+                logger.info("stream connection from %s ended at %s: %r", peer, connection.stage, exc)
+            else:
+                logger.exception("stream connection from %s failed at %s", peer, connection.stage)
 
     def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
         """Shutdown: every connection gets ``code`` (1001) once its queue is written."""
