@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test serve bench clean venv
+.PHONY: test lint serve bench clean venv
 
 # The example project `make serve` runs (examples/todo or examples/progress).
 EXAMPLE ?= todo
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Lint and types (configured in pyproject.toml); `make test` runs them first, so CI does.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 serve: $(STAMP)

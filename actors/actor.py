@@ -9,7 +9,8 @@ passivation: it names the actor, not an instance.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
@@ -60,7 +61,7 @@ class Actor:
         """Handle one message; the return value answers an ask."""
         raise NotImplementedError(f"{type(self).__name__} must override receive() or receive_batch()")
 
-    async def receive_batch(self, messages: Sequence[Any]) -> Sequence[outcome.Outcome]:
+    async def receive_batch(self, messages: Sequence[Any]) -> Sequence[outcome.Outcome[Any]]:
         """Handle several messages in one turn; one `outcome.Outcome` each.
 
         Override to amortise work over a batch (one storage transaction for
@@ -101,7 +102,7 @@ class ActorRef:
         *,
         key: Hashable,
         kind: VirtualActors | None = None,
-        ask_timeout: float,
+        ask_timeout: float | None,
     ) -> None:
         self._cell = cell
         self._kind = kind
@@ -132,7 +133,7 @@ class ActorRef:
         if cell is None or cell.ended:
             if self._kind is None:
                 raise ActorStopped(f"actor {self.key!r} is stopped")
-            cell = self._cell = self._kind._activate(self.key)
+            cell = self._cell = self._kind.activate(self.key)
         return cell
 
     async def tell(self, message: Any) -> None:

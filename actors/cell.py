@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import outcome
@@ -184,9 +185,9 @@ class ActorCell:
             failures, others = group.split(Exception)
             if failures is None or (others is not None and others.split(trio.Cancelled)[1] is not None):
                 raise
-            exc = failures.exceptions[0] if len(failures.exceptions) == 1 else failures
-            logger.error("actor %r: a task in its nursery failed", self.key, exc_info=exc)
-            return _Failure(exc, self._decide(exc))
+            failure = failures.exceptions[0] if len(failures.exceptions) == 1 else failures
+            logger.error("actor %r: a task in its nursery failed", self.key, exc_info=failure)
+            return _Failure(failure, self._decide(failure))
 
     def _decide(self, exc: BaseException) -> Directive:
         try:
@@ -268,7 +269,7 @@ class ActorCell:
                 message = item
             try:
                 value = await receive(message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the supervisor's directive decides (the ask gets it)
                 if is_ask:
                     item.resolve(outcome.Error(exc))
                 directive = self._decide(exc)
@@ -304,7 +305,7 @@ class ActorCell:
                     f"{type(instance).__name__}.receive_batch returned {len(results)} outcomes "
                     f"for {len(messages)} messages"
                 )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the supervisor's directive decides (the asks get it)
             for item in live:
                 if type(item) is Ask:
                     item.resolve(outcome.Error(exc))

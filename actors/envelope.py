@@ -27,7 +27,7 @@ class Ask:
         self.message = message
         self._task: trio.lowlevel.Task | None = None
         self._done = False
-        self._early: outcome.Outcome | None = None
+        self._early: outcome.Outcome[Any] | None = None
         #: The handler took it up; it can no longer be withdrawn.
         self.started = False
         #: The asker gave up (timeout, cancellation); the reply is discarded
@@ -42,7 +42,7 @@ class Ask:
     def pending(self) -> bool:
         return not (self._done or self.withdrawn)
 
-    def resolve(self, result: outcome.Outcome) -> None:
+    def resolve(self, result: outcome.Outcome[Any]) -> None:
         """Deliver the result; a no-op if already answered or withdrawn."""
         if self._done or self.withdrawn:
             return
@@ -69,11 +69,13 @@ class Ask:
         task = self._task
         if task is not None:
             self._task = None
-            trio.lowlevel.reschedule(task, outcome.Error(AskTimeout(f"no reply from {self.target!r} within {timeout} s")))
+            error = AskTimeout(f"no reply from {self.target!r} within {timeout} s")
+            trio.lowlevel.reschedule(task, outcome.Error(error))
 
     async def wait(self) -> Any:
         """Park until resolved; cancellation withdraws the ask."""
         if self._done:  # pragma: no cover - resolve() always runs in another task
+            assert self._early is not None
             return self._early.unwrap()
         self._task = trio.lowlevel.current_task()
 

@@ -1,11 +1,24 @@
-"""Errors raised by the actor kernel.
+"""The kernel's errors: the ones a caller catches, and unwrapping Trio's exception groups.
 
-They say which of the promises could not be kept: the message was not
+The errors say which of the promises could not be kept: the message was not
 accepted (`MailboxFull`, `ActorStopped`), no answer came in time
 (`AskTimeout`), or the actor gave up after its restarts (`ActorFailed`).
+
+Trio wraps every error leaving a nursery in an ExceptionGroup. Where a
+component opens nurseries on its user's behalf (`ActorSystem`, the stream
+engine, the server), a user who raised one error, or whose actor failed
+once, should get that error back — not a group they did not ask for:
+`raise_sole_error` and `sole_error` give it.
 """
 
 from __future__ import annotations
+
+import trio
+
+__all__ = [
+    "ActorError", "ActorFailed", "ActorStopped", "AskTimeout", "MailboxFull",
+    "leaves", "raise_sole_error", "sole_error",
+]
 
 
 class ActorError(Exception):
@@ -43,3 +56,36 @@ class ActorFailed(ActorError):
     Raised to askers whose messages were waiting when the actor gave up, and
     escalated to the actor's supervisor. ``__cause__`` is the last failure.
     """
+
+
+# -- exception groups ---------------------------------------------------------------
+
+
+def leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """Every non-group exception in ``group``, depth first."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(leaves(exc))
+        else:
+            found.append(exc)
+    return found
+
+
+def sole_error(group: BaseExceptionGroup) -> BaseException | None:
+    """The one real error in ``group``, or None when there are several or it is a cancellation."""
+    found = leaves(group)
+    if len(found) == 1 and not isinstance(found[0], trio.Cancelled):
+        return found[0]
+    return None
+
+
+def raise_sole_error(group: BaseExceptionGroup) -> None:
+    """Re-raise ``group``'s one real error by itself, or the group when there is not exactly one.
+
+    Call it from ``except BaseExceptionGroup as group:``.
+    """
+    error = sole_error(group)
+    if error is not None:
+        raise error from None
+    raise group

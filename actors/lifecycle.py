@@ -7,8 +7,9 @@ user: each writes its lifecycle as one ``@asynccontextmanager`` generator
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, AsyncContextManager
+from typing import Any
 
 __all__ = ["SingleUse"]
 
@@ -16,9 +17,9 @@ __all__ = ["SingleUse"]
 class SingleUse:
     """``async with obj:`` runs ``obj._lifecycle()``; a second entry is an error."""
 
-    _lifecycle_cm: AsyncContextManager[Any] | None = None
+    _lifecycle_cm: AbstractAsyncContextManager[Any] | None = None
 
-    def _lifecycle(self) -> AsyncContextManager[Any]:
+    def _lifecycle(self) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
     async def __aenter__(self) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import trio
 
@@ -57,10 +58,6 @@ class Mailbox:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    @property
-    def waiting_senders(self) -> int:
-        return len(self._senders)
 
     def has_room(self) -> bool:
         """Whether a message would be accepted right now without waiting."""

@@ -9,7 +9,7 @@ escalates to the supervisor, which applies its own `Escalation`.
 from __future__ import annotations
 
 import enum
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 

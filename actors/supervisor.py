@@ -10,7 +10,8 @@ stops just the child or fails the supervisor (and so on, up the tree).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -116,11 +117,9 @@ class Supervisor:
             mailbox_size=mailbox_size, overflow=overflow, policy=policy,
             ask_timeout=ask_timeout, stop_timeout=stop_timeout,
         )
-        cell = self._new_cell(factory, key, options)
-        self._start_child(cell)
-        return cell.ref
+        return self.start_cell(factory, key, options).ref
 
-    def _new_cell(
+    def start_cell(
         self,
         factory: Callable[[], Actor],
         key: Hashable,
@@ -129,7 +128,11 @@ class Supervisor:
         kind: VirtualActors | None = None,
         on_end: Callable[[ActorCell], None] | None = None,
     ) -> ActorCell:
-        return ActorCell(
+        """Start an actor's cell as a child of this supervisor (``spawn``, and a virtual activation).
+
+        Raises `ActorStopped` while the supervisor stops.
+        """
+        cell = ActorCell(
             factory=factory,
             key=key,
             mailbox=Mailbox(options.mailbox_size, options.overflow),
@@ -141,6 +144,8 @@ class Supervisor:
             kind=kind,
             on_end=on_end,
         )
+        self._start_child(cell)
+        return cell
 
     def _start_child(self, child: ActorCell | Supervisor) -> None:
         if self._stopping or self._nursery is None:

@@ -10,16 +10,16 @@ running when the block exits.
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Hashable
+from typing import Any
 
 import trio
 
 from .actor import Actor, ActorRef
-from .lifecycle import SingleUse
 from .deadlines import AskDeadlines
-from .errors import ActorStopped
-from .exceptions import raise_sole_error
+from .errors import ActorStopped, raise_sole_error
+from .lifecycle import SingleUse
 from .mailbox import Overflow
 from .policy import Escalation, RestartPolicy
 from .supervisor import ActorOptions, Supervisor
@@ -83,7 +83,7 @@ class ActorSystem(SingleUse):
         with scope:
             await self.deadlines.run()
 
-    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_root(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
         await self.root.run(task_status=task_status)
 
     # -- spawning -----------------------------------------------------------
@@ -99,6 +99,12 @@ class ActorSystem(SingleUse):
     async def start_supervisor(self, name: str, **options: Any) -> Supervisor:
         """Start a child supervisor of the root (see `Supervisor.start_supervisor`)."""
         return await self.root.start_supervisor(name, **options)
+
+    # -- figures --------------------------------------------------------------
+
+    def mailbox_depth(self) -> int:
+        """Messages waiting in every live actor's mailbox (a gauge for metrics)."""
+        return sum(len(cell.mailbox) for cell in self.root.iter_cells())
 
     # -- stopping -----------------------------------------------------------
 

@@ -8,7 +8,8 @@ message that arrives while it passivates is handled by the next activation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING
 
 from .actor import Actor, ActorRef
 from .errors import ActorStopped
@@ -53,19 +54,17 @@ class VirtualActors:
             return cell.ref
         return ActorRef(None, key=key, kind=self, ask_timeout=self._options.ask_timeout)
 
-    def _activate(self, key: Hashable) -> ActorCell:
+    def activate(self, key: Hashable) -> ActorCell:
+        """The live cell for ``key``, activating it if there is none (what a ref's first message does)."""
         cell = self._active.get(key)
         if cell is not None and not cell.ended:
             return cell
         if self._supervisor.stopping:
             raise ActorStopped(f"cannot activate {self.name} {key!r}: the system is stopping")
         factory = self._factory
-        cell = self._supervisor._new_cell(
-            lambda: factory(key), key, self._options, kind=self, on_end=self._ended
-        )
+        cell = self._supervisor.start_cell(lambda: factory(key), key, self._options, kind=self, on_end=self._ended)
         self._active[key] = cell
         self.activations += 1
-        self._supervisor._start_child(cell)
         return cell
 
     def _ended(self, cell: ActorCell) -> None:

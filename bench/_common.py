@@ -12,7 +12,7 @@ import trio
 
 __all__ = [
     "verify", "raise_fd_limit", "proc_cpu", "system_busy", "Lines", "wait_for_stop_signal", "start_listening", "stop",
-    "wait_for_stop_signal_profiling",
+    "wait_for_stop_signal_profiling", "delete_redis_prefix",
 ]
 
 
@@ -111,3 +111,13 @@ async def stop(process: Any, sig: int = signal.SIGKILL, wait: float = 10) -> Non
         process.kill()
         with trio.move_on_after(5, shield=True):
             await process.wait()
+
+
+def delete_redis_prefix(url: str, prefix: str) -> None:
+    """Delete a run's keys (``prefix:*``) from the shared Redis, never anything else."""
+    subprocess.run(
+        ["redis-cli", "-u", url, "EVAL",
+         "local k = redis.call('KEYS', ARGV[1]) for i = 1, #k, 500 do "
+         "redis.call('DEL', unpack(k, i, math.min(i + 499, #k))) end return #k", "0", f"{prefix}:*"],
+        stdout=subprocess.DEVNULL, check=False,
+    )

@@ -31,12 +31,10 @@ import argparse
 import logging
 import time
 
+import _fanout_gc  # the collector's pauses, read by the driver (not part of the broadcast)
 import orjson
 import trio
-
 from _common import raise_fd_limit, wait_for_stop_signal
-
-import _fanout_gc  # the collector's pauses, read by the driver (not part of the broadcast)
 
 #: Events a quart client's channel holds before `publish` waits for it:
 #: more than any run of bench/fanout.py, so the broadcaster never waits there.

@@ -24,7 +24,6 @@ import time
 
 import orjson
 import trio
-
 from _common import raise_fd_limit, wait_for_stop_signal
 from hypercorn.config import Config
 from hypercorn.trio import serve

@@ -22,7 +22,6 @@ import time
 
 import orjson
 import trio
-
 from _common import raise_fd_limit, wait_for_stop_signal
 
 CHANNEL_BUFFER = 100_000

@@ -112,9 +112,17 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import (  # noqa: E402
-    Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify, wait_for_stop_signal_profiling,
+from _common import (
+    Lines,
+    proc_cpu,
+    raise_fd_limit,
+    start_listening,
+    stop,
+    system_busy,
+    verify,
+    wait_for_stop_signal_profiling,
 )
+
 del sys.path[0]
 
 TARGET_RATE = 200_000  # deliveries/s at 1,000 subscribers

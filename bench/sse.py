@@ -83,9 +83,17 @@ import orjson
 import trio
 
 sys.path.insert(0, HERE)  # just long enough to import the benchmarks' shared helpers
-from _common import (  # noqa: E402
-    Lines, proc_cpu, raise_fd_limit, start_listening, stop, system_busy, verify, wait_for_stop_signal_profiling,
+from _common import (
+    Lines,
+    proc_cpu,
+    raise_fd_limit,
+    start_listening,
+    stop,
+    system_busy,
+    verify,
+    wait_for_stop_signal_profiling,
 )
+
 del sys.path[0]
 
 TARGET = 100_000  # deliveries/s at 1,000 subscribers (the issue's target)
@@ -585,9 +593,9 @@ if __name__ == "__main__":
     parser.add_argument("--events-1000", type=int, default=100, help="events published to 1,000 subscribers")
     parser.add_argument("--producers", type=int, default=16,
                         help="concurrent updaters in the extra runtime rows (1: no extra rows)")
-    parser.add_argument("--asgi-rows", action=argparse.BooleanOptionalAction, default=True,
-                        help="also run the runtime with ServerSettings(sse_direct=False): SSE bodies through "
-                             "hypercorn/Quart, as before the direct path")
+    parser.add_argument("--asgi-rows", action=argparse.BooleanOptionalAction, default=False,
+                        help="also run the runtime with ServerSettings(sse_direct=False), on a runtime that "
+                             "still has it (SSE has one path since issue #14: the rows are off by default)")
     parser.add_argument("--clients", type=int, default=1, help="load processes sharing the subscribers")
     parser.add_argument("--timeout", type=float, default=60, help="seconds a row may take before it fails")
     parser.add_argument("--profile", metavar="SUBS[:PRODUCERS]",

@@ -5,7 +5,9 @@ Shown in docs/actors.md and run by tests/test_examples.py.
 """
 
 import trio
+
 from actors import Actor, ActorSystem
+
 
 class Totals(Actor):
     def __init__(self):

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import attrs
 import orjson
@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--storage", help="memory | sqlite:PATH | redis://HOST:PORT/DB (default: sqlite:DIR/.runtime/runtime.db)"
     )
-    serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)")
+    serve.add_argument(
+        "--log-json", action="store_true", default=None, help="JSON log lines (or RUNTIME_LOG_FORMAT=json)"
+    )
     serve.add_argument(
         "--queue-visibility-timeout", type=float, default=30.0, metavar="SECONDS",
         help="on Redis: how long a queue message stays with a process that stopped renewing it before "
@@ -71,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow browser calls from this origin (repeatable; * for any)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
                        help="only these origins may open stream subscriptions (repeatable)")
+    serve.add_argument("--http", choices=["fast", "asgi"], default="fast",
+                       help="what serves the HTTP port: the runtime's own HTTP/1.1 (fast, default; SSE) "
+                            "or hypercorn + quart-trio (asgi: TLS, HTTP/2); see docs/http.md")
+    serve.add_argument("--tls-certfile", metavar="PEM", help="with --http asgi: TLS certificate")
+    serve.add_argument("--tls-keyfile", metavar="PEM", help="with --http asgi: TLS private key")
+    serve.add_argument("--workers", default="1", metavar="N",
+                       help="worker processes sharing the ports (default 1; auto: one per core); needs redis storage")
+    serve.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     dead = commands.add_parser("dead-letters", help="list or replay queue messages that exhausted their retries")
     dead.add_argument("--project", dest="directory", default=".", help="the project directory (default: .)")
     dead.add_argument("--storage", help="storage URL (default: sqlite:DIR/.runtime/runtime.db)")
@@ -132,6 +142,8 @@ async def _serve(args: argparse.Namespace) -> int:
         settings = ServerSettings(
             host=args.host, port=args.port, stream_port=args.stream_port,
             cors_origins=args.cors_origin, allowed_origins=args.allowed_origin, gc_freeze=True,
+            reuse_port=args.worker_id > 0, worker_id=args.worker_id,
+            http=args.http, tls_certfile=args.tls_certfile, tls_keyfile=args.tls_keyfile,
         )
     except (ProjectError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -182,6 +194,51 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers_or_report(args: argparse.Namespace) -> int | None:
+    """The number of workers, or None after one line on stderr saying why that cannot be."""
+    from .workers import worker_count
+
+    try:
+        count = worker_count(args.workers)
+    except ValueError:
+        print(f"error: --workers takes a positive number or 'auto', not {args.workers!r}", file=sys.stderr)
+        return None
+    if count > 1:
+        from .storage.base import SharedStorage
+
+        storage = _storage_or_report(args.storage or default_storage_url(args.directory))
+        if storage is None:
+            return None
+        if not isinstance(storage, SharedStorage):
+            print(f"error: --workers {count} needs a storage the workers share (redis://...): with "
+                  f"{storage!r} each worker would keep its own copy of every stream", file=sys.stderr)
+            return None
+    return count
+
+
+def _worker_argv(args: argparse.Namespace, argv: Sequence[str] | None) -> list[str]:
+    """The parent's own arguments without --workers, with port 0 resolved once (all workers share it)."""
+    from .workers import pick_port
+
+    given = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if not arg.startswith("--workers="):
+            kept.append(arg)
+    if args.port == 0:
+        kept += ["--port", str(pick_port(args.host))]
+    if args.stream_port == 0:
+        kept += ["--stream-port", str(pick_port(args.host))]
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "tail":
@@ -190,6 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .logs import configure_logging
 
         configure_logging(json=args.log_json)
+        workers = _workers_or_report(args)
+        if workers is None:
+            return 2
+        if workers > 1:
+            from .workers import run_workers
+
+            try:
+                return trio.run(run_workers, _worker_argv(args, argv), workers)
+            except KeyboardInterrupt:
+                return 130
         try:
             return trio.run(_serve, args)
         except KeyboardInterrupt:

@@ -11,23 +11,24 @@ routes an HTTP call in process, which is what tests and embedding use.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import trio
 
-from actors.exceptions import raise_sole_error
+from actors import raise_sole_error
 from actors.lifecycle import SingleUse
 
-from .storage import Storage, open_storage
 from .steps.clock import RuntimeClock
 from .steps.inputs import ApiRequest, ApiResponse
 from .steps.loader import Project, collect, load_project
 from .steps.runner import StepRuntime
 from .steps.step import Step
+from .storage import Storage, open_storage
 from .streams.engine import StreamEngine
 
 __all__ = ["App"]
@@ -117,6 +118,11 @@ class App(SingleUse):
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise_sole_error(group)
+
+    def add_internal_route(self, method: str, path: str, handler: Any) -> None:
+        """A route the runtime serves itself (the console, the browser client); see
+        `StepRuntime.add_internal_route`. Call it before the app is served."""
+        self.steps.add_internal_route(method, path, handler)
 
     # -- in-process calls ------------------------------------------------------------
 

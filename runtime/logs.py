@@ -13,7 +13,8 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -48,7 +49,9 @@ class Logger:
         """A logger that adds ``fields`` to every record."""
         return Logger(step=self.step, trace_id=self.trace_id, fields={**self.fields, **fields}, target=self._target)
 
-    def _log(self, level: int, message: str, fields: Mapping[str, Any] | None, extra: dict[str, Any], exc_info: Any) -> None:
+    def _log(
+        self, level: int, message: str, fields: Mapping[str, Any] | None, extra: dict[str, Any], exc_info: Any
+    ) -> None:
         if not self._target.isEnabledFor(level):
             return
         merged = {**self.fields, **(fields or {}), **extra}
@@ -131,7 +134,7 @@ def configure_logging(*, json: bool | None = None, level: int | str = logging.IN
         for old in list(target.handlers):
             if getattr(old, "_runtime_handler", False):
                 target.removeHandler(old)
-        handler._runtime_handler = True  # type: ignore[attr-defined]
+        handler._runtime_handler = True  # type: ignore[attr-defined]  # our mark, to replace it next time
         target.addHandler(handler)
         target.setLevel(level)
         target.propagate = False

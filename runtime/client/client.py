@@ -27,8 +27,9 @@ import inspect
 import logging
 import random
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, Awaitable, Callable, Union
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -36,12 +37,26 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
 
 from .errors import (
-    ClientClosed, ConnectError, Forbidden, HandshakeRejected, ServerError, StreamClientError, SubscriptionRefused,
+    ClientClosed,
+    ConnectError,
+    Forbidden,
+    HandshakeRejected,
+    ServerError,
+    StreamClientError,
+    SubscriptionRefused,
     Unauthorized,
 )
 from .protocol import (
-    JOIN_ERROR_CODES, ErrorFrame, MalformedFrame, Room, StreamFrame, backoff_delay, frame_rooms, join_message,
-    leave_message, parse_frame,
+    JOIN_ERROR_CODES,
+    ErrorFrame,
+    MalformedFrame,
+    Room,
+    StreamFrame,
+    backoff_delay,
+    frame_rooms,
+    join_message,
+    leave_message,
+    parse_frame,
 )
 from .subscription import GroupSubscription, ItemSubscription, Subscription, _call
 
@@ -50,7 +65,7 @@ __all__ = ["StreamClient", "TokenSource"]
 logger = logging.getLogger("runtime.client")
 
 #: A token, or a callable (sync or async) asked for the current token before each connection attempt.
-TokenSource = Union[str, None, Callable[[], Union[str, None, Awaitable[Union[str, None]]]]]
+TokenSource = str | None | Callable[[], str | None | Awaitable[str | None]]
 
 #: Connection states, as `StreamClient.state` and connection listeners see them.
 IDLE, CONNECTING, CONNECTED, DISCONNECTED, FAILED, CLOSED = (
@@ -364,11 +379,12 @@ class StreamClient:
         self._set_state(FAILED, error)
 
     async def _token_now(self) -> str | None:
-        token = self._token
-        if callable(token):
-            token = token()
-            if inspect.isawaitable(token):
-                token = await token
+        source = self._token
+        if not callable(source):
+            return source or None
+        token = source()
+        if inspect.isawaitable(token):
+            token = await token
         return token or None
 
     # -- the connection task ------------------------------------------------------------------

@@ -216,8 +216,11 @@ class ReplayBuffer:
     def drain(self, since: Position) -> list[StreamFrame]:
         """The frames after ``since`` in its epoch, in offset order; empties the buffer."""
         frames = sorted(
-            (f for f in self.frames.values() if f.epoch == since.epoch and f.offset is not None and f.offset > since.offset),
-            key=lambda f: f.offset,  # type: ignore[arg-type, return-value]
+            (
+                f for f in self.frames.values()
+                if f.epoch == since.epoch and f.offset is not None and f.offset > since.offset
+            ),
+            key=lambda f: f.offset,  # type: ignore[arg-type, return-value]  # not None: filtered above
         )
         self.frames.clear()
         return frames

@@ -13,7 +13,8 @@ import logging
 import uuid
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 

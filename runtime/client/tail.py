@@ -7,9 +7,11 @@
 One line per event (time, kind, item id, data as compact JSON); a line
 when the connection drops and comes back, and one when a snapshot replaced
 the state (a gap the history could not cover). Press Enter to print the
-whole state. Ctrl-C, SIGTERM or end of input exits 0; a refused
-subscription, a rejected token or an unreachable server is one line on
-stderr and exit 1.
+whole state. Ctrl-C, SIGTERM or end of input exits 0 — so without
+``--no-input``, a tail started in the background or with stdin closed
+exits right after the sync; a reader that goes away (``| head -2``) ends it
+quietly with 0 too. A refused subscription, a rejected token or an
+unreachable server is one line on stderr and exit 1.
 
 ``runtime/__main__.py`` wires `add_tail_parser` and `run_tail`; this module
 also runs alone (``python -m runtime.client.tail ...``).
@@ -21,8 +23,9 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import orjson
 import trio
@@ -34,6 +37,11 @@ from .subscription import Subscription
 __all__ = ["add_tail_parser", "run_tail", "main", "DEFAULT_URL"]
 
 DEFAULT_URL = "ws://127.0.0.1:3112"
+DESCRIPTION = (
+    "Watch a stream group or item live: one line per event; Enter prints the whole state. "
+    "It reads stdin unless --no-input: end of input exits, so in the background (&, nohup, </dev/null) "
+    "give --no-input or it exits right after the sync."
+)
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -46,7 +54,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--sort-key", help="sort a group's state by this field (as Motia's clients do)")
     parser.add_argument("--no-input", action="store_true",
-                        help="do not read stdin (no state on Enter; end of input does not exit)")
+                        help="do not read stdin (no state on Enter; end of input does not exit): "
+                             "needed in the background, under nohup or with </dev/null")
     parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="give up when the first connection takes longer (default: 10)")
     return parser
@@ -56,7 +65,7 @@ def add_tail_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``tail`` command to ``python -m runtime``'s sub-parsers; returns its parser."""
     parser = subparsers.add_parser(
         "tail", help="watch a stream group or item live",
-        description="Watch a stream group or item live: one line per event; Enter prints the whole state.",
+        description=DESCRIPTION,
     )
     _configure(parser)
     parser.set_defaults(handler=run_tail)
@@ -73,15 +82,28 @@ def _compact(value: Any) -> str:
 
 
 class Printer:
-    """Formats what tail shows, as text or JSON lines, flushed line by line."""
+    """Formats what tail shows, as text or JSON lines, flushed line by line.
+
+    When the reader goes away (``tail ... | head -2``: a closed pipe) it
+    stops writing and calls ``on_closed`` once, which ends the command.
+    """
 
     def __init__(self, out: TextIO, as_json: bool) -> None:
         self.out = out
         self.as_json = as_json
+        self.closed = False
+        self.on_closed: Any = None
 
     def _write(self, line: str) -> None:
-        self.out.write(line + "\n")
-        self.out.flush()
+        if self.closed:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            if self.on_closed is not None:
+                self.on_closed()
 
     def _json(self, **fields: Any) -> None:
         self._write(_compact({k: v for k, v in fields.items() if v is not None}))
@@ -156,7 +178,6 @@ async def tail(args: argparse.Namespace, *, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     stdin = stdin if stdin is not None else sys.stdin
     printer = Printer(out, args.json)
-    status = 0
 
     def fail(message: str) -> int:
         err.write(f"tail: {message}\n")
@@ -172,6 +193,30 @@ async def tail(args: argparse.Namespace, *, out: TextIO | None = None, err: Text
     except ValueError as bad:
         return fail(str(bad))
 
+    with trio.CancelScope() as everything:  # a closed output ends everything, quietly
+        printer.on_closed = everything.cancel
+        status = await _follow(args, stream_client, printer, stdin, fail)
+    if printer.closed:
+        _silence(out)
+        return 0
+    return status
+
+
+def _silence(out: TextIO) -> None:
+    """Point a closed stdout at /dev/null, so the interpreter's last flush at exit cannot fail loudly."""
+    if out is not sys.stdout:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+async def _follow(args: argparse.Namespace, stream_client: Any, printer: Printer, stdin: TextIO,
+                  fail: Any) -> int:
+    status = 0
     async with stream_client as client:
         try:
             await client.wait_connected()
@@ -240,10 +285,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m runtime.client.tail STREAM GROUP [ITEM] ...``."""
-    parser = _configure(argparse.ArgumentParser(
-        prog="python -m runtime tail",
-        description="Watch a stream group or item live: one line per event; Enter prints the whole state.",
-    ))
+    parser = _configure(argparse.ArgumentParser(prog="python -m runtime tail", description=DESCRIPTION))
     return run_tail(parser.parse_args(argv))
 
 

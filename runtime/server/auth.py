@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import attrs
@@ -22,7 +23,12 @@ from ..errors import Unauthorized
 from ..steps.context import FlowContext, TriggerInfo, new_trace_id
 
 if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
     from ..app import App
+
+    #: Request headers as the transports hand them over: a plain mapping or werkzeug's `Headers`.
+    HeaderMap = Mapping[str, str] | Headers
 
 __all__ = [
     "AuthRequest", "Subscription", "call_hook", "authenticate", "token_from", "Refused", "check_access", "notify_leave",
@@ -35,7 +41,7 @@ logger = logging.getLogger("runtime.server")
 class AuthRequest:
     """What ``authenticate`` sees: ``headers``, ``path``, ``query_params``, ``addr``, ``token``."""
 
-    headers: Mapping[str, str]
+    headers: HeaderMap
     path: str
     query_params: Mapping[str, Any]
     addr: tuple[str, int] | None
@@ -84,7 +90,9 @@ def parse_query(raw: str) -> dict[str, Any]:
     return query
 
 
-def token_from(headers: Mapping[str, str], query_params: Mapping[str, Any], subprotocol_token: str | None = None) -> str | None:
+def token_from(
+    headers: HeaderMap, query_params: Mapping[str, Any], subprotocol_token: str | None = None
+) -> str | None:
     """First found wins: the ``Authorization`` subprotocol pair, ``authToken``, ``Bearer``."""
     if subprotocol_token:
         return subprotocol_token

@@ -1,182 +1,442 @@
-"""The HTTP port's front door: SSE subscriptions served directly, everything else by hypercorn.
+"""The HTTP port: every connection, from its first byte to its end, on the raw Trio socket.
 
-Every connection is accepted here and its first request head parsed with
-h11 (bounded in size and time). A ``GET <prefix>/<stream>/<group>[/<item>]``
-is admitted as on the ASGI route and, once admitted, streamed by
-`sse_direct` on the raw socket; a refusal is answered here and the
-connection then goes on in hypercorn. Any other request — and anything h11
-cannot parse, and every later request of a keep-alive connection — is handed
-to hypercorn with the bytes read so far replayed, so it answers exactly as
-if it had accepted the connection itself (errors included).
+`FrontDoor.handle` is the per-connection handler: it reads requests with
+`http_wire.RequestReader` (httptools' llhttp: pipelined requests answered in
+order), applies the connection's rules (`http_wire.keep_alive`, moved by
+`http_wire.Lifecycle`) and hands each complete request to `routes.Routes`;
+an SSE subscription (``GET <prefix>/<stream>/<group>[/<item>]``) goes to
+the SSE transport (`sse_session.admit`, then `sse_direct.DirectSSE`).
+
+How a connection ends, whatever the route (docs/http.md, "Connection rules"):
+
+* a response that says ``Connection: close`` is followed by the end of the
+  connection: the write side is shut at once (the client reads EOF) and the
+  socket closed; when unread input may be pending (a 413, a request that
+  could not be framed, pipelined bytes), what the client still sends is read
+  and dropped for up to `LINGER` seconds first, so that closing does not
+  reset the connection before the client has read the answer;
+* an idle keep-alive connection is closed after ``keep_alive_timeout``
+  between any two requests, not only before the first;
+* a client that half-closes after its request (``shutdown(SHUT_WR)``, as
+  ``nc -N`` does) still gets its answer: end of input is acted on only once
+  the requests already received are answered;
+* when the server drains (`drain`), idle connections close at once and a
+  request in flight is answered with ``Connection: close``.
+
+Anything a client does ends its own connection only; the accept loop's
+handler catches whatever escapes (`_handle`).
 """
 
 from __future__ import annotations
 
 import logging
-from email.utils import formatdate
+import math
+import select
 from typing import TYPE_CHECKING, Any
 
-import h11
-import orjson
 import trio
 from werkzeug.datastructures import Headers
 
 from ..steps.context import new_trace_id
 from .auth import Subscription
+from .bind import open_listeners
 from .flusher import Flusher
-from .sse import SSE_HEADERS, cors_headers, subscription_target
+from .http_wire import (
+    CONTINUE,
+    NEED_DATA,
+    BadRequest,
+    Body,
+    EndOfMessage,
+    Lifecycle,
+    Request,
+    RequestReader,
+    State,
+    bodiless,
+    clean_trace_id,
+    keep_alive,
+    response_head,
+)
+from .routes import Reply, Routes, Streamed, json_reply, split_target
+from .sse import SSE_HEADERS, subscription_target
 from .sse_direct import DirectSSE
 from .sse_session import Refusal, admit
 
 if TYPE_CHECKING:
     from .http import HttpServer
-    from .hypercorn_worker import HypercornWorker
 
-__all__ = ["FrontDoor", "MAX_HEAD"]
+__all__ = ["FrontDoor", "HttpConnection", "LINGER", "RECEIVE_SIZE"]
 
 logger = logging.getLogger("runtime.server")
 
-#: A request head larger than this is hypercorn's to refuse (its h11_max_incomplete_size).
-MAX_HEAD = 64 * 1024
+#: Bytes asked of the socket per read: a 1 MiB body in 16 reads, a pipelined burst of small requests in one.
+RECEIVE_SIZE = 64 * 1024
+#: Seconds a closing connection keeps reading (and dropping) what its client still sends.
+LINGER = 1.0
+#: Bytes a closing connection drops at most while lingering.
+LINGER_BYTES = 4 * 1024 * 1024
 _NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-def _common_headers(trace_id: str) -> list[tuple[str, str]]:
-    return [("date", formatdate(usegmt=True)), ("server", "hypercorn-h11"), ("x-trace-id", trace_id)]
+class _Gone(Exception):
+    """The client went away (end of input before its request was complete, or a broken socket)."""
 
 
-def _lower(headers: Any) -> list[tuple[str, str]]:
-    """Header names as hypercorn writes them."""
-    return [(name.lower(), value) for name, value in headers]
+class _Unframed(Exception):
+    """The request's body could not be framed: answer its `BadRequest` and close."""
+
+    def __init__(self, bad: BadRequest) -> None:
+        self.bad = bad
+
+
+def _readable(sock: Any) -> bool:
+    """Whether input (or its end) is waiting, without reading it."""
+    try:
+        return bool(select.select([sock.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 class FrontDoor:
-    def __init__(self, server: HttpServer, worker: HypercornWorker, *, head_timeout: float, backlog: int) -> None:
+    """The HTTP port's connections: accepted here (until listeners.py does it) and served by `HttpConnection`."""
+
+    def __init__(self, server: HttpServer, *, keep_alive_timeout: float = 75.0, backlog: int = 2048) -> None:
         self.server = server
-        self.worker = worker
+        self.routes = Routes(server)
         self.flusher = Flusher()
-        self._head_timeout = head_timeout
+        self.keep_alive_timeout = keep_alive_timeout
         self._backlog = backlog
-        self._reading: set[trio.CancelScope] = set()  # connections still sending their first request
+        self.draining = False
+        self._idle: set[HttpConnection] = set()  # connections waiting for their next request
+        self.open = 0  # connections being served, for tests and shutdown
+        server.front_door = self
+
+    def drain(self) -> None:
+        """Shutdown begins: idle connections close now, requests in flight are answered with close."""
+        self.draining = True
+        for connection in list(self._idle):
+            connection.cancel()
+
+    async def watch(self, draining: trio.Event) -> None:
+        """`drain` once ``draining`` is set."""
+        await draining.wait()
+        self.drain()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        """One connection; exceptions escape to the caller's fault boundary (trio closes the stream after)."""
+        try:
+            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
+        except (OSError, AttributeError):
+            pass
+        self.open += 1
+        try:
+            await HttpConnection(self, stream).run()
+        finally:
+            self.open -= 1
+
+    # -- the accept loop (today's; core's listeners.py takes it over) --------------------------------
 
     async def serve(self, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                     ) -> None:
-        """Accept until ``shutdown``; then SSE streams and hypercorn's requests end, each bounded."""
+        """Accept until ``shutdown``; then idle connections close and requests in flight end, bounded."""
         settings = self.server.settings
-        listeners = await trio.open_tcp_listeners(settings.port, host=settings.host, backlog=self._backlog)
+        listeners = await open_listeners(settings.port, settings.host, backlog=self._backlog,
+                                         reuse_port=settings.reuse_port)
         host, port = listeners[0].socket.getsockname()[:2]
         try:
-            await self._serve(listeners, f"http://{host}:{port}", shutdown, task_status)
+            async with trio.open_nursery() as outer:
+                await outer.start(self.flusher.run)
+                async with trio.open_nursery() as connections:
+                    accepting = trio.CancelScope()
+
+                    async def accept() -> None:
+                        with accepting:
+                            await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
+
+                    connections.start_soon(accept)
+                    task_status.started([f"http://{host}:{port}"])
+                    await shutdown.wait()
+                    accepting.cancel()
+                    for listener in listeners:  # new connections are refused from now on
+                        await listener.aclose()
+                    self.drain()
+                    # SSE streams were closed by the server and end once written; requests in flight
+                    # finish: all within the grace period.
+                    connections.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+                outer.cancel_scope.cancel()  # the flusher
         finally:
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
 
-    async def _serve(self, listeners: list[trio.SocketListener], url: str, shutdown: trio.Event,
-                     task_status: trio.TaskStatus[list[str]]) -> None:
-        settings = self.server.settings
-        async with trio.open_nursery() as outer:
-            await outer.start(self.worker.run)
-            await outer.start(self.flusher.run)
-            async with trio.open_nursery() as connections:
-                accepting = trio.CancelScope()
-
-                async def accept() -> None:
-                    with accepting:
-                        await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
-
-                connections.start_soon(accept)
-                task_status.started([url])
-                await shutdown.wait()
-                accepting.cancel()
-                for listener in listeners:  # new connections are refused from now on
-                    await listener.aclose()
-                await self.worker.terminate()
-                for scope in list(self._reading):  # idle connections close, as in hypercorn
-                    scope.cancel()
-                # SSE streams were closed by the server and end once written; hypercorn's
-                # requests in flight finish; all within the grace period.
-                connections.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
-            self.worker.stop()
-            with trio.move_on_after(settings.shutdown_timeout):
-                await self.worker.stopped.wait()  # the ASGI lifespan's shutdown
-            outer.cancel_scope.cancel()  # the flusher
-
     async def _handle(self, stream: trio.SocketStream) -> None:
-        """One connection, from its first byte to its end (trio closes the stream after)."""
+        """The fault boundary of one connection (until listeners.py owns it)."""
         try:
-            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-        except (OSError, AttributeError):
-            pass
-        try:
-            replay = await self._first_request(stream)
-            if replay is not None:
-                await self.worker.serve_connection(stream, replay)
+            await self.handle(stream)
         except _NETWORK_ERRORS:
             pass  # the client went away
         except Exception:  # noqa: BLE001 - one broken connection must not stop the listener
             logger.exception("HTTP connection failed")
 
-    async def _first_request(self, stream: trio.SocketStream) -> bytes | None:
-        """Serve an SSE subscription, or say what to replay to hypercorn; None: the connection is over."""
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        received = bytearray()
-        event: Any = h11.NEED_DATA
-        with trio.move_on_after(self._head_timeout) as reading:
-            self._reading.add(reading)
-            try:
-                while event is h11.NEED_DATA:
-                    event = connection.next_event()
-                    if event is h11.NEED_DATA:
-                        data = await stream.receive_some(MAX_HEAD)
-                        if not data:
-                            return None  # left before finishing its request
-                        received += data
-                        connection.receive_data(data)
-            except h11.RemoteProtocolError:
-                event = None  # hypercorn answers a bad request as it always has
-            finally:
-                self._reading.discard(reading)
-        if event is h11.NEED_DATA:
-            return None  # no request within the keep-alive timeout, as hypercorn would
-        target = None
-        if isinstance(event, h11.Request) and event.http_version == b"1.1":
-            target = subscription_target(self.server.settings.sse_prefix, event.method, event.target, event.headers)
-        if target is None:
-            return bytes(received)
-        return await self._subscription(stream, connection, event, target)
 
-    async def _subscription(self, stream: trio.SocketStream, connection: h11.Connection, request: h11.Request,
-                            target: tuple[str, list[str], dict[str, Any]]) -> bytes | None:
-        server = self.server
+class HttpConnection:
+    """One HTTP/1.1 connection: requests in, answers out, in order, until one of the rules ends it."""
+
+    __slots__ = ("door", "stream", "reader", "lifecycle", "http10", "_deadline", "_nursery")
+
+    def __init__(self, door: FrontDoor, stream: trio.SocketStream) -> None:
+        self.door = door
+        self.stream = stream
+        self.reader = RequestReader()
+        self.lifecycle = Lifecycle()
+        self.http10 = False
+        self._deadline = trio.current_time() + door.keep_alive_timeout
+        #: The connection's one nursery: its cancel scope is the read timeout (a deadline set only
+        #: while reading), the drain of an idle connection, and a streaming client's leaving; a
+        #: stream's writer runs in it. One scope per connection, not one per request or read.
+        self._nursery: trio.Nursery | None = None
+
+    # -- the Connection protocol routes.py writes streams through -----------------------------------
+
+    async def send(self, data: bytes) -> None:
+        # The socket's own send: SocketStream.send_all's conflict detector and error
+        # translation cost ~5 us a call, and this task is the connection's only writer
+        # (a stream's writer runs while the connection's task waits for the handler).
+        sock = self.stream.socket
+        sent = await sock.send(data)
+        if sent < len(data):
+            view = memoryview(data)
+            while sent < len(data):
+                sent += await sock.send(view[sent:])
+
+    async def watch(self) -> None:
+        """Read while a response streams: the end of input means the client left. Bytes of a
+        pipelined next request are kept (fed to the reader), up to one head's worth."""
+        reader = self.reader
+        try:
+            while len(reader._events) < 64:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    return
+                reader.feed(data)
+                if reader.finished:
+                    break
+        except _NETWORK_ERRORS:
+            return
+        await trio.sleep_forever()  # enough is buffered: the writer's end cancels this
+
+    def start_soon(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` beside the connection's task (a stream's writer), ending with the connection."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    def cancel(self) -> None:
+        """End the connection now, whatever it is doing (its client left, or it idles at a drain)."""
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        lifecycle = self.lifecycle
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._serve()
+        if nursery.cancel_scope.cancelled_caught and lifecycle.state is not State.CLOSED:
+            if lifecycle.state in (State.IDLE, State.READING):
+                lifecycle.advance("drain" if self.door.draining and lifecycle.state is State.IDLE else "timeout")
+            else:
+                lifecycle.state = State.CLOSED  # a streaming client left, mid-answer
+
+    async def _serve(self) -> None:
+        reader, lifecycle = self.reader, self.lifecycle
+        try:
+            while True:
+                event = reader.next_event()
+                if lifecycle.state is State.IDLE and event is not NEED_DATA:
+                    lifecycle.advance("data")
+                if event is NEED_DATA:
+                    if reader.finished:  # end of input, or after an upgrade request: nothing more to answer
+                        lifecycle.advance("eof")
+                        return
+                    if not await self._receive():
+                        return
+                    continue
+                if type(event) is Request:
+                    lifecycle.advance("request")
+                    if not await self._request(event):
+                        return
+                    self._deadline = trio.current_time() + self.door.keep_alive_timeout
+                elif type(event) is BadRequest:
+                    await self._refuse(event)
+                    return
+                # a stray Body / EndOfMessage cannot happen: _request reads its body to the end
+        except _Gone:
+            if lifecycle.state is not State.CLOSED:
+                lifecycle.state = State.CLOSED
+
+    async def _receive(self) -> bool:
+        """Feed the reader the next bytes (end of input included); False at a drain. A timeout
+        cancels the connection (its nursery's deadline, set only while reading)."""
+        reader, door = self.reader, self.door
+        idle = reader.idle
+        if idle and door.draining:
+            self.lifecycle.advance("drain")
+            return False
+        assert self._nursery is not None
+        scope = self._nursery.cancel_scope
+        scope.deadline = self._deadline  # expiry cancels the connection: run() says why
+        if idle:
+            door._idle.add(self)
+        try:
+            data = await self.stream.socket.recv(RECEIVE_SIZE)
+        except _NETWORK_ERRORS:
+            data = b""
+        finally:
+            scope.deadline = math.inf
+            if idle:
+                door._idle.discard(self)
+        reader.feed(data)
+        return True
+
+    async def _body(self, request: Request, limit: int) -> bytes | None:
+        """The request's body to its end; None when it is over ``limit`` (the rest stays unread)."""
+        reader = self.reader
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = reader.next_event()
+            if event is NEED_DATA:
+                if reader.finished:
+                    if request.upgrade and not reader.eof:
+                        return b"".join(parts)  # what follows an upgrade request is not its body
+                    raise _Gone
+                self._deadline = trio.current_time() + self.door.keep_alive_timeout
+                if not await self._receive():
+                    raise _Gone
+                continue
+            if isinstance(event, Body):
+                size += len(event.data)
+                if size > limit:
+                    return None
+                parts.append(event.data)
+            elif isinstance(event, EndOfMessage):
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            elif isinstance(event, BadRequest):  # in the body: a chunk size it cannot read, ...
+                raise _Unframed(event)
+
+    async def _request(self, request: Request) -> bool:
+        """Answer one request; True when the connection carries on."""
+        door, settings = self.door, self.door.server.settings
+        routes = door.routes
+        self.http10 = request.version == "1.0"
+        trace_id = clean_trace_id(request.header(b"x-trace-id")) or new_trace_id()
+        if request.version == "1.1" and not request.has_body:
+            target = subscription_target(settings.sse_prefix, request.method.encode(), request.target,
+                                         request.headers)
+            if target is not None:
+                return await self._subscribe(request, target, trace_id)
+        limit = settings.body_limit
+        if request.content_length is not None and request.content_length > limit:
+            await self._reply(request, routes.too_large(request, trace_id), keep=False)
+            return await self._end(False, linger=True)
+        if request.expect_continue and request.has_body:
+            await self.send(CONTINUE)
+        try:
+            body = await self._body(request, limit)
+        except _Unframed as unframed:
+            return await self._refuse(unframed.bad)
+        if body is None:
+            await self._reply(request, routes.too_large(request, trace_id), keep=False)
+            return await self._end(False, linger=True)
+        path, query = split_target(request.target)
+        answer = await routes.answer(request, path, query, body, trace_id, self)
+        if isinstance(answer, Streamed):
+            door.server.metrics.http_requests[answer.status] += 1
+            keep = answer.complete and keep_alive(request, body_read=True, status=answer.status,
+                                                  draining=door.draining, close_delimited=answer.close)
+            self.lifecycle.advance("stream")
+            return await self._end(keep)
+        keep = keep_alive(request, body_read=True, status=answer.status, draining=door.draining,
+                          response_close=answer.close)
+        await self._reply(request, answer, keep=keep)
+        return await self._end(keep)
+
+    async def _end(self, keep: bool, *, linger: bool = False) -> bool:
+        """After an answer: carry on, or close (the state table's "keep" / "close")."""
+        self.lifecycle.advance("keep" if keep else "close")
+        if not keep:
+            await self._close(linger=linger)
+        return keep
+
+    async def _refuse(self, bad: BadRequest) -> bool:
+        """A request that cannot be framed: its answer, then the end (the framing is lost)."""
+        self.lifecycle.advance("bad")
+        await self._reply(None, self.door.routes.bad_request(bad.status, bad.reason, new_trace_id()), keep=False)
+        await self._close(linger=True)
+        return False
+
+    async def _reply(self, request: Request | None, reply: Reply, *, keep: bool) -> None:
+        head = response_head(reply.status, reply.headers, content_length=len(reply.body), keep=keep,
+                             http10=self.http10)
+        self.door.server.metrics.http_requests[reply.status] += 1
+        if (request is not None and request.method == "HEAD") or bodiless(reply.status):
+            await self.send(head)  # a 1xx, 204 or 304 has no body whatever the handler gave
+        else:
+            await self.send(head + reply.body if len(reply.body) < 65536 else head)
+            if len(reply.body) >= 65536:
+                await self.send(reply.body)
+
+    async def _close(self, *, linger: bool) -> None:
+        """The write side shuts now (the client reads EOF after the last answer); unread input
+        is read and dropped for a bounded time first when some may be pending."""
+        if self.lifecycle.state is State.CLOSING:
+            self.lifecycle.advance("closed")
+        stream = self.stream
+        try:
+            await stream.send_eof()
+        except _NETWORK_ERRORS:
+            return
+        if not (linger or not self.reader.idle or _readable(stream.socket)):
+            return
+        dropped = 0
+        with trio.move_on_after(0.05 if self.door.draining else LINGER):
+            try:
+                while dropped < LINGER_BYTES:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        return
+                    dropped += len(data)
+            except _NETWORK_ERRORS:
+                return
+
+    # -- SSE -------------------------------------------------------------------------------------
+
+    async def _subscribe(self, request: Request, target: tuple[str, list[str], dict[str, Any]], trace_id: str) -> bool:
+        """Admit an SSE subscription and hand the connection to the SSE transport; a refusal is
+        an ordinary answer (the connection goes on by the same rules as any other)."""
+        door = self.door
+        server = door.server
+        try:
+            await self._body(request, 0)  # a GET without a body: its end of message
+        except _Unframed as unframed:
+            return await self._refuse(unframed.bad)
         path, parts, query = target
         headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers])
-        peer = stream.socket.getpeername()
+        try:
+            peer = self.stream.socket.getpeername()
+        except OSError:
+            raise _Gone from None  # reset before we could look at it
         admitted = await admit(server, Subscription(*parts), headers=headers, path=path, query=query,
                                addr=tuple(peer[:2]) if peer else None)
-        cors = cors_headers(server.settings, headers.get("Origin"))
-        trace_id = headers.get("X-Trace-Id") or new_trace_id()  # every response carries one, as step routes do
+        common = door.routes.common(request, trace_id)
         if isinstance(admitted, Refusal):
-            await stream.send_all(self._refusal(connection, admitted, [*cors, ("X-Trace-Id", trace_id)]))
-            server.metrics.http_requests[admitted.status] += 1
-            # the connection goes on as any other: hypercorn serves what comes next
-            while connection.next_event() not in (h11.NEED_DATA, h11.PAUSED):
-                pass
-            rest, _ = connection.trailing_data
-            return bytes(rest)
-        head = connection.send(h11.Response(status_code=200, headers=[
-            *_lower(SSE_HEADERS), *_lower(cors), *_common_headers(trace_id)]))
+            keep = keep_alive(request, body_read=True, status=admitted.status, draining=door.draining)
+            await self._reply(request, json_reply(admitted.status, admitted.body, common), keep=keep)
+            return await self._end(keep)
+        self.lifecycle.advance("stream")
+        head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True)
         server.metrics.http_requests[200] += 1
-        await DirectSSE(server, self.flusher, stream, admitted).run(head)
-        return None
+        await DirectSSE(server, door.flusher, self.stream, admitted).run(head)
+        self.lifecycle.advance("gone")  # an SSE stream ends with its connection
+        return False
 
-    @staticmethod
-    def _refusal(connection: h11.Connection, refusal: Refusal, cors: list[tuple[str, str]]) -> bytes:
-        body = orjson.dumps(refusal.body)
-        headers = [("content-type", "application/json"), ("content-length", str(len(body))), *_lower(cors),
-                   ("date", formatdate(usegmt=True)), ("server", "hypercorn-h11")]
-        return b"".join([
-            connection.send(h11.Response(status_code=refusal.status, headers=headers)) or b"",
-            connection.send(h11.Data(data=body)) or b"",
-            connection.send(h11.EndOfMessage()) or b"",
-        ])

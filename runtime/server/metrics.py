@@ -22,6 +22,8 @@ class ServerMetrics:
     slow_consumer_drops: int = 0
     slow_consumer_closes: int = 0
     http_requests: Counter = attrs.field(factory=Counter)  # by status code
+    #: ``serve --workers``: this worker's id, a ``worker`` label on every sample (each worker answers its own).
+    worker: int = 0
 
 
 def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
@@ -29,6 +31,13 @@ def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
         inside = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         return f"{name}{{{inside}}} {value}"
     return f"{name} {value}"
+
+
+def _with_label(line: str, label: str) -> str:
+    sample, value = line.rsplit(" ", 1)
+    if sample.endswith("}"):
+        return f"{sample[:-1]},{label}}} {value}"
+    return f"{sample}{{{label}}} {value}"
 
 
 def render_metrics(app: App, metrics: ServerMetrics) -> str:
@@ -51,6 +60,9 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
          [_line("runtime_slow_consumer_drops_total", metrics.slow_consumer_drops)]),
         ("runtime_slow_consumer_closes_total", "counter", "Connections closed because they fell behind.",
          [_line("runtime_slow_consumer_closes_total", metrics.slow_consumer_closes)]),
+        ("runtime_subscriber_errors_total", "counter",
+         "Subscribers that raised during a group's delivery; each was removed from its group alone.",
+         [_line("runtime_subscriber_errors_total", engine.metrics.subscriber_errors)]),
         ("runtime_mailbox_depth", "gauge", "Messages waiting in group actor mailboxes.",
          [_line("runtime_mailbox_depth", engine.mailbox_depth())]),
         ("runtime_active_groups", "gauge", "Stream groups active in memory.",
@@ -65,8 +77,13 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
         ("runtime_queue_dead_letters_total", "counter", "Queue messages moved to the dead-letter list.",
          [_line("runtime_queue_dead_letters_total", steps.metrics.dead_lettered)]),
         ("runtime_http_requests_total", "counter", "HTTP requests answered, by status.",
-         [_line("runtime_http_requests_total", n, {"status": str(s)}) for s, n in sorted(metrics.http_requests.items())]),
+         [_line("runtime_http_requests_total", n, {"status": str(s)})
+          for s, n in sorted(metrics.http_requests.items())]),
     ]
+    if metrics.worker:
+        label = f'worker="{metrics.worker}"'
+        families = [(name, kind, help_text, [_with_label(line, label) for line in lines])
+                    for name, kind, help_text, lines in families]
     out: list[str] = []
     for name, kind, help_text, lines in families:
         out.append(f"# HELP {name} {help_text}")

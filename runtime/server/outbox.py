@@ -22,7 +22,8 @@ writes everything.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import trio
 
@@ -211,7 +212,7 @@ class Outbox:
             self._waiter.wake()
         elif not self.ready:
             self.ready = True
-            self._on_ready(self)  # type: ignore[misc]
+            self._on_ready(self)  # type: ignore[misc]  # a callable slot mypy reads as a method
 
     @property
     def pending(self) -> bool:

@@ -12,7 +12,7 @@ waits for room instead.
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping
+from collections.abc import Callable, Mapping
 
 import trio
 
@@ -38,8 +38,11 @@ class ResponseStream:
         self._closed = False
         #: Whether the handler wrote anything (then the response is a stream).
         self.wrote = False
-        self._wake = trio.Event()
-        self._room = trio.Event()
+        self._wake: trio.Event | None = None  # made when a reader or a sender waits: most responses never do
+        self._room: trio.Event | None = None
+        #: Called once, at the first write: the server starts writing the body then
+        #: (so a handler that returns a plain response costs no writer task).
+        self.on_first_write: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -65,9 +68,12 @@ class ResponseStream:
             raise BufferError(f"the client is not reading fast enough ({self._size} bytes waiting)")
         self._chunks.append(chunk)
         self._size += len(chunk)
+        if not self.wrote and self.on_first_write is not None:
+            self.on_first_write()
         self.wrote = True
         self.started.set()
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def send(self, data: bytes | str) -> None:
         """``write``, waiting while the buffer is full."""
@@ -80,7 +86,8 @@ class ResponseStream:
     def close(self) -> None:
         self._closed = True
         self.started.set()
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     def finish(self) -> None:
         """Called by the server when the handler ends, closed or not."""
@@ -96,5 +103,6 @@ class ResponseStream:
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._size = 0
-        self._room.set()
+        if self._room is not None:
+            self._room.set()
         return data

@@ -2,11 +2,11 @@
 
 `serve` runs inside the caller's nursery (``await nursery.start(serve, app)``)
 and stops when cancelled, or gracefully when ``shutdown`` is set: SSE
-streams are ended by the app itself, hypercorn stops accepting and lets
-requests in flight finish (bounded), then the app drains its groups and
-closes its storage. With ``sse_direct`` (the default) the HTTP port is
-accepted by `front_door.FrontDoor`, which serves SSE subscriptions on the raw
-socket and hands every other connection to hypercorn's worker.
+streams are ended by the app itself, the HTTP port stops accepting, closes
+idle connections and lets requests in flight finish (bounded), then the app
+drains its groups and closes its storage. The HTTP port is served by
+`front_door.FrontDoor` (``ServerSettings.http == "fast"``, the default) or by
+hypercorn + quart-trio (``"asgi"``, `asgi.serve_asgi`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
 from actors.exceptions import sole_error
 
 from .front_door import FrontDoor
 from .http import HttpServer
-from .hypercorn_worker import HypercornWorker
+from .settings import HTTP_ASGI, ServerSettings
 from .websocket import WebSocketServer
-from .settings import ServerSettings
 
 if TYPE_CHECKING:
     from ..app import App
@@ -47,18 +44,6 @@ class Listening:
     websocket: WebSocketServer
 
 
-def _hypercorn_config(settings: ServerSettings) -> Config:
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("runtime.server.hypercorn")
-    config.graceful_timeout = settings.shutdown_timeout
-    config.keep_alive_timeout = 75
-    config.h11_max_incomplete_size = 64 * 1024
-    config.backlog = 2048  # a thousand EventSources reconnecting at once must not be refused
-    return config
-
-
 async def serve(
     app: App,
     settings: ServerSettings = ServerSettings(),
@@ -75,31 +60,31 @@ async def serve(
     async with app:
         async with trio.open_nursery() as handlers:
             server = HttpServer(app, settings, handlers)
+            server.metrics.worker = settings.worker_id
             websocket = WebSocketServer(app, settings, server.metrics)
-            config = _hypercorn_config(settings)
 
             async def graceful() -> None:
                 await shutdown.wait()
                 server.close_streams()
                 websocket.close_all()
 
-            hypercorn_done = trio.Event()
+            port_done = trio.Event()
 
-            async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
+            async def run_http_port(task_status: trio.TaskStatus[list[str]]) -> None:
                 try:
-                    if settings.sse_direct:
-                        front = FrontDoor(server, HypercornWorker(server.quart, config),
-                                          head_timeout=config.keep_alive_timeout, backlog=config.backlog)
-                        await front.serve(shutdown, task_status=task_status)
+                    if settings.http == HTTP_ASGI:
+                        from .asgi import serve_asgi  # hypercorn and Quart are imported only when used
+
+                        await serve_asgi(server, shutdown, task_status=task_status)
                     else:
-                        await hypercorn_serve(server.quart, config, shutdown_trigger=shutdown.wait,
-                                              task_status=task_status)
+                        front = FrontDoor(server, keep_alive_timeout=settings.keep_alive_timeout)
+                        await front.serve(shutdown, task_status=task_status)
                 finally:
-                    hypercorn_done.set()
+                    port_done.set()
 
             handlers.start_soon(graceful)
             try:
-                binds = await handlers.start(run_hypercorn)
+                binds = await handlers.start(run_http_port)
             except (OSError, BaseExceptionGroup) as exc:
                 error = sole_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
                 if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
@@ -116,10 +101,10 @@ async def serve(
                 gc.freeze()  # start-up's objects live as long as the process: no full collection scans them
             task_status.started(Listening(http_url=binds[0], stream_url=stream_url, server=server, websocket=websocket))
             await shutdown.wait()
-            # hypercorn returns once its connections are done (bounded by
+            # the HTTP port returns once its connections are done (bounded by
             # graceful_timeout); then stop the handlers still running.
             with trio.move_on_after(settings.shutdown_timeout + 1):
-                await hypercorn_done.wait()
+                await port_done.wait()
                 while websocket.connections:  # each ends once its close frame is written
                     await trio.sleep(0.01)
             handlers.cancel_scope.cancel()

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
-__all__ = ["ServerSettings", "SLOW_RESYNC", "SLOW_CLOSE"]
+__all__ = ["ServerSettings", "SLOW_RESYNC", "SLOW_CLOSE", "HTTP_FAST", "HTTP_ASGI"]
+
+#: What serves the HTTP port (`ServerSettings.http`).
+HTTP_FAST = "fast"
+HTTP_ASGI = "asgi"
 
 #: Slow-consumer policies: drop the backlog and send a fresh sync once the
 #: client drains (default), or close the connection.
@@ -17,6 +24,11 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 3111
     stream_port: int = 3112
+    #: Bind both ports with SO_REUSEPORT, so several processes (``serve --workers``) share
+    #: them and the kernel spreads connections over them (see bind.py).
+    reuse_port: bool = False
+    #: ``serve --workers``: this worker's id (1..N), the ``worker`` label of /metrics; 0 alone.
+    worker_id: int = 0
     #: Request bodies above this many bytes get 413.
     body_limit: int = 1024 * 1024
     #: Where SSE subscriptions live: ``{prefix}/{stream}/{group}[/{item}]``.
@@ -25,9 +37,18 @@ class ServerSettings:
     outbox_limit: int = 1024 * 1024
     #: What happens to a subscriber that falls behind its outbox bound.
     slow_consumer: str = SLOW_RESYNC
-    #: Serve a connection's first SSE request on the raw socket (front_door.py,
-    #: sse_direct.py) rather than through hypercorn and Quart; same wire format.
-    sse_direct: bool = True
+    #: What serves the HTTP port: "fast" (default: the runtime's own HTTP/1.1 on the raw
+    #: socket, front_door.py; SSE is served only here) or "asgi" (hypercorn + quart-trio,
+    #: asgi.py: for TLS, HTTP/2 and ASGI middleware). docs/http.md compares them.
+    http: str = HTTP_FAST
+    #: With http="asgi": TLS on the HTTP port (PEM files), and HTTP/2 by ALPN.
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    #: With http="asgi": a callable that wraps the ASGI app (``lambda app: Middleware(app)``).
+    asgi_middleware: Callable[[Any], Any] | None = None
+    #: Seconds an idle HTTP keep-alive connection is kept between two requests (and
+    #: before its first); a request head or body that stalls this long is dropped too.
+    keep_alive_timeout: float = 75.0
     #: SSE comment heartbeat, seconds.
     sse_heartbeat: float = 15.0
     #: SSE ``retry:`` hint for EventSource reconnects, milliseconds.
@@ -63,6 +84,10 @@ class ServerSettings:
         return not origin or not self.allowed_origins or "*" in self.allowed_origins or origin in self.allowed_origins
 
     def __attrs_post_init__(self) -> None:
+        if self.http not in (HTTP_FAST, HTTP_ASGI):
+            raise ValueError(f"http must be {HTTP_FAST!r} or {HTTP_ASGI!r}")
+        if self.http != HTTP_ASGI and (self.tls_certfile or self.asgi_middleware is not None):
+            raise ValueError("TLS and ASGI middleware need http='asgi'")
         if self.slow_consumer not in (SLOW_RESYNC, SLOW_CLOSE):
             raise ValueError(f"slow_consumer must be {SLOW_RESYNC!r} or {SLOW_CLOSE!r}")
         if not self.sse_prefix.startswith("/") or self.sse_prefix.endswith("/"):

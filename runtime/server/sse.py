@@ -6,17 +6,21 @@ subscriber of a group writes the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ..streams.events import Event, parse_position
+from ..streams.events import Event
 from .auth import parse_query
 from .outbox import Outbox
 
 if TYPE_CHECKING:
     from .settings import ServerSettings
 
-__all__ = ["sse_block", "parse_last_event_id", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK", "subscription_target"]
+__all__ = [
+    "sse_block", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
+    "subscription_target",
+]
 
 #: The headers of an SSE response (both serving paths).
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
@@ -30,10 +34,6 @@ def sse_block(event: Event) -> bytes:
         head = f"id: {position}\nevent: {event.type}\ndata: " if position else f"event: {event.type}\ndata: "
         cached = event.frames["sse"] = head.encode() + event.json + b"\n\n"
     return cached
-
-
-#: ``Last-Event-ID`` / ``lastEventId`` → ``(epoch, offset)``, or None (a fresh sync).
-parse_last_event_id = parse_position
 
 
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class
@@ -58,7 +58,7 @@ def chunk(data: bytes) -> bytes:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-def subscription_target(prefix: str, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+def subscription_target(prefix: str, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]],
                         ) -> tuple[str, list[str], dict[str, Any]] | None:
     """``(path, [stream, group] or [stream, group, item], query)`` when a request head is an SSE
     subscription the direct path serves; None for anything else (hypercorn serves it, as before).

@@ -9,7 +9,8 @@ and clean up the same way: shielded, bounded, never raising.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -17,10 +18,11 @@ import trio
 from actors import ActorStopped
 
 from ..errors import StreamNotFound
+from ..streams.events import parse_position
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, token_from
-from .sse import parse_last_event_id
 
 if TYPE_CHECKING:
+    from .auth import HeaderMap
     from .http import HttpServer
     from .outbox import Outbox
 
@@ -47,7 +49,7 @@ def _refusal(status: int, code: str, message: str) -> Refusal:
 
 
 async def admit(
-    server: HttpServer, subscription: Subscription, *, headers: Mapping[str, str], path: str,
+    server: HttpServer, subscription: Subscription, *, headers: HeaderMap, path: str,
     query: Mapping[str, Any], addr: tuple[str, int] | None,
 ) -> Admitted | Refusal:
     """Origin, then the stream, then ``authenticate``, then ``can_access`` / ``on_join``; then the resume token."""
@@ -57,7 +59,8 @@ async def admit(
         definition = server.app.engine.definition(subscription.stream_name)
     except StreamNotFound as exc:
         return _refusal(404, exc.code, str(exc))
-    auth_request = AuthRequest(headers=headers, path=path, query_params=query, addr=addr, token=token_from(headers, query))
+    token = token_from(headers, query)
+    auth_request = AuthRequest(headers=headers, path=path, query_params=query, addr=addr, token=token)
     try:
         auth_context = await authenticate(server.app.authenticate, auth_request)
         await check_access(server.app, definition.config, subscription, auth_context)
@@ -68,7 +71,7 @@ async def admit(
     last_event_id = headers.get("Last-Event-ID")
     if last_event_id is None:
         last_event_id = query.get("lastEventId")
-    since = parse_last_event_id(last_event_id if isinstance(last_event_id, str) else None)
+    since = parse_position(last_event_id if isinstance(last_event_id, str) else None)
     return Admitted(subscription, since, auth_context)
 
 

@@ -29,7 +29,15 @@ import trio
 from werkzeug.datastructures import Headers
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
-    AcceptConnection, BytesMessage, CloseConnection, Ping, Pong, RejectConnection, RejectData, Request, TextMessage,
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
@@ -37,16 +45,33 @@ from actors import ActorStopped
 
 from ..errors import StreamNotFound
 from .auth import (
-    AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave, parse_query, token_from,
+    AuthRequest,
+    Refused,
+    Subscription,
+    authenticate,
+    check_access,
+    notify_leave,
+    parse_query,
+    token_from,
 )
+from .bind import open_listeners
 from .flusher import Flusher
 from .heartbeat import Heartbeat
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
 from .ws_protocol import (
-    BadFrame, JoinCommand, LeaveCommand, bad_frame_error, close_frame, event_frame,
-    join_error_frame, not_found_frame, parse_client_message, ping_frame, refusal_frames,
+    BadFrame,
+    JoinCommand,
+    LeaveCommand,
+    bad_frame_error,
+    close_frame,
+    event_frame,
+    join_error_frame,
+    not_found_frame,
+    parse_client_message,
+    ping_frame,
+    refusal_frames,
 )
 
 if TYPE_CHECKING:
@@ -224,11 +249,12 @@ class Connection:
         # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
         self._early_events = list(self.ws.events())
         connection = self.ws.connection
+        assert connection is not None  # the handshake was accepted just above
         early = _bytes_after_request(self.ws)
         if early:
             connection.receive_data(early)
             self._early_events += connection.events()
-        self.ws = connection  # type: ignore[assignment]
+        self.ws = connection  # type: ignore[assignment]  # the frame protocol alone, from here on
         return True
 
     async def _reject(self, status: int, code: str, message: str) -> None:
@@ -241,7 +267,7 @@ class Connection:
     # -- tasks ----------------------------------------------------------------------
 
     async def _reader(self) -> None:
-        message: list[bytes | str] = []
+        message: list[Any] = []  # one message's frames: all str or all bytes
         size = 0
         limit = self.server.settings.ws_max_message
         # events wsproto had already parsed when the handshake completed
@@ -251,13 +277,13 @@ class Connection:
             for event in pending:
                 if isinstance(event, (TextMessage, BytesMessage)):
                     part = event.data  # the limit is in bytes: a text frame's are its UTF-8
-                    size += len(part) if isinstance(part, bytes) or part.isascii() else len(part.encode())
+                    size += len(part) if not isinstance(part, str) or part.isascii() else len(part.encode())
                     if size > limit:
                         self.close(CLOSE_TOO_BIG, "frame too big")
                         return
-                    message.append(event.data)
+                    message.append(part)
                     if event.message_finished:
-                        data = "".join(message) if isinstance(event, TextMessage) else b"".join(message)  # type: ignore[arg-type]
+                        data = "".join(message) if isinstance(event, TextMessage) else b"".join(message)
                         message, size = [], 0
                         await self.outbox.wait_for_room()  # what the client causes is bounded here
                         await self._handle(data)
@@ -337,7 +363,8 @@ class Connection:
         try:
             await check_access(server.app, definition.config, subscription, self.auth_context)
         except Refused as refused:
-            self.outbox.push_raw(refusal_frames(command.stream, command.group, command.item_id, timestamp, str(refused)))
+            frames = refusal_frames(command.stream, command.group, command.item_id, timestamp, str(refused))
+            self.outbox.push_raw(frames)
             return
         previous = self.subscriptions.get(command.subscription_id)
         if previous is not None and previous[:2] != (command.stream, command.group):
@@ -386,7 +413,7 @@ class Connection:
         for subscription_id, (stream, group, item_id) in subscriptions:
             try:
                 await engine.join(self.outbox, stream, group, subscription_id=subscription_id, item_id=item_id)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one group's resync fails alone, the rest go on
                 logger.error("resync of %s/%s failed: %r", stream, group, exc)
                 self.outbox.abandon_resync(stream, group)
             if self.subscriptions.get(subscription_id) != (stream, group, item_id):
@@ -412,10 +439,11 @@ class WebSocketServer:
             if self.flusher is not None:
                 await nursery.start(self.flusher.run)
             await nursery.start(self.heartbeat.run)
-            listeners = await nursery.start(
-                lambda task_status: trio.serve_tcp(
-                    self._handle, self.settings.stream_port, host=self.settings.host,
-                    handler_nursery=nursery, task_status=task_status,
+            listeners = await open_listeners(self.settings.stream_port, self.settings.host,
+                                             reuse_port=self.settings.reuse_port)
+            await nursery.start(
+                lambda task_status: trio.serve_listeners(
+                    self._handle, listeners, handler_nursery=nursery, task_status=task_status,
                 )
             )
             host, port = listeners[0].socket.getsockname()[:2]

@@ -25,7 +25,6 @@ __all__ = [
 OP_TEXT = 0x1
 OP_CLOSE = 0x8
 OP_PING = 0x9
-OP_PONG = 0xA
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -124,7 +123,9 @@ def bad_frame_error(message: str, code: str = "BAD_FRAME") -> bytes:
 
 
 def _stream_frame(stream: str, group: str, item_id: str | None, timestamp: int, event: dict[str, Any]) -> bytes:
-    body = envelope(stream=stream, group=group, item_id=item_id, timestamp=timestamp, epoch=None, offset=None, event=event)
+    body = envelope(
+        stream=stream, group=group, item_id=item_id, timestamp=timestamp, epoch=None, offset=None, event=event
+    )
     return text_frame(orjson.dumps(body))
 
 

@@ -11,7 +11,8 @@ queue handler that takes the message.
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -130,7 +131,8 @@ class FlowContext:
             return await (handler() if kind == "cron" else handler(self.input_value))
         if handlers.get("default") is not None:
             return await handlers["default"](self.input_value)
-        raise RuntimeError(f"no handler for trigger type {kind!r}; have {sorted(k for k in handlers if k != 'default')}")
+        have = sorted(k for k in handlers if k != "default")
+        raise RuntimeError(f"no handler for trigger type {kind!r}; have {have}")
 
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 
-__all__ = ["ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response"]
+from .awaits import coroutine_in
+
+__all__ = [
+    "ApiRequest", "ApiResponse", "Headers", "RequestBody", "StreamTriggerInput", "StreamEventInfo", "to_response",
+]
 
 
 class Headers(Mapping[str, str]):
@@ -78,14 +83,26 @@ class ApiResponse:
 
 
 def to_response(value: Any) -> ApiResponse | None:
-    """Normalise what a handler returned: an ApiResponse, a dict, or None (streamed)."""
-    if value is None or isinstance(value, ApiResponse):
+    """Normalise what a handler returned: an ApiResponse, a dict, or None (streamed).
+
+    A body that is (or holds) a coroutine is a forgotten ``await``: a
+    ``TypeError`` saying so (the runner logs it with the step's file).
+    """
+    if value is None:
         return value
-    if isinstance(value, Mapping) and ("status" in value or "status_code" in value or "body" in value):
+    if isinstance(value, ApiResponse):
+        response = value
+    elif isinstance(value, Mapping) and ("status" in value or "status_code" in value or "body" in value):
         status = value.get("status", value.get("status_code", 200))
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise TypeError(f"a handler returned an invalid HTTP status {status!r}")
-        return ApiResponse(status=status, body=value.get("body"), headers=dict(value.get("headers") or {}))
+        response = ApiResponse(status=status, body=value.get("body"), headers=dict(value.get("headers") or {}))
+    else:
+        response = None
+    if response is not None:
+        if coroutine_in(response.body):
+            raise TypeError("the response body is a 'coroutine' object (an async call's result without `await`)")
+        return response
     raise TypeError(
         "an http handler must return ApiResponse(status, body, headers), a dict with status/body/headers, "
         f"or None after streaming; it returned {type(value).__name__}"

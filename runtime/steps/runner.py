@@ -15,14 +15,14 @@ import inspect
 import logging
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import attrs
-import croniter
 import trio
 
-from ..errors import StorageError, ValidationError
+from ..errors import ConfigurationError, StorageError, ValidationError
 from ..logs import Logger
 from ..state import State
 from ..storage.base import QueuedMessage
@@ -31,13 +31,14 @@ from ..streams.events import Event
 from ..streams.ops import check_json, json_copy
 from ..streams.schema import Validator, compile_schema
 from ..streams.stream import Stream
+from .awaits import forgotten_await, hint
 from .clock import RuntimeClock
 from .context import FlowContext, TriggerInfo, activate, deactivate, new_trace_id
 from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput, to_response
-from .queues import Lane
-from .routes import MethodNotAllowed, RouteTable
+from .queues import LocalQueues
+from .routes import MethodNotAllowed, RouteTable, split_path
 from .step import Step
-from .transport import Receipt, SharedQueues, shared_queues_for
+from .transport import QueueTransport, Receipt, queue_transport_for
 from .triggers import CronTrigger, HttpTrigger, QueueTrigger, StreamTrigger
 
 __all__ = ["StepRuntime", "SKIPPED", "StepMetrics", "HttpRoute"]
@@ -68,6 +69,8 @@ class HttpRoute:
     step: Step
     trigger: HttpTrigger
     validator: Validator | None
+    #: A route the runtime serves itself (`StepRuntime.add_internal_route`): not a user step.
+    internal: bool = False
 
 
 @attrs.frozen
@@ -99,12 +102,12 @@ class StepRuntime:
         self._queue_concurrency = queue_concurrency
         self._rng = rng or random.Random()
         self._queues: dict[str, list[_QueueBinding]] = {}
-        self._lanes: dict[tuple[str, str], Lane] = {}
         self._crons: list[tuple[Step, CronTrigger]] = []
         self._nursery: trio.Nursery | None = None
         self._handles: dict[str, Stream] = {}
-        #: Queues and cron ticks shared with other processes (a shared storage), else None.
-        self._shared: SharedQueues | None = shared_queues_for(
+        #: Where queue messages wait and which process fires a cron tick: this process's own
+        #: lanes, or the transport of a storage several processes share (transport.py).
+        self._transport: QueueTransport = queue_transport_for(
             engine.storage, self.clock, visibility_timeout=queue_visibility_timeout)
         for one in steps:
             self._add(one)
@@ -133,9 +136,33 @@ class StepRuntime:
                     name=one.name,
                 )
             elif isinstance(trigger, CronTrigger):
+                import croniter  # here, not at the top: ~15 ms of `import runtime` for every user
+
                 if not croniter.croniter.is_valid(trigger.expression) or len(trigger.expression.split()) != 5:
                     raise ValueError(f"step {one.name!r}: invalid cron expression {trigger.expression!r}")
                 self._crons.append((one, trigger))
+
+    def add_internal_route(self, method: str, path: str, handler: Callable[[ApiRequest], Any]) -> None:
+        """Serve ``method path`` with ``handler(request) -> ApiResponse`` (sync or async), as the runtime's own.
+
+        For the console (``/_console/...``) and the browser client
+        (``/_client/stream.js``): an ordinary route-table entry, so whatever
+        serves step routes serves it too, but no step: it is not in
+        ``steps``, starts no trace and counts no invocation. A ``bytes`` or
+        ``str`` body with an explicit ``content-type`` is sent as it is.
+        The first path segment is reserved for the runtime: a user step on
+        it is a `ConfigurationError` naming the step.
+        """
+        first = split_path(path)[:1]
+        for other_method, other_path, route in self.routes.routes():
+            if not route.internal and split_path(other_path)[:1] == first:
+                raise ConfigurationError(
+                    f"step {route.step.name!r}: {other_method} {other_path} is on /{first[0]}/, "
+                    "which the runtime serves itself; move the route"
+                )
+        trigger = HttpTrigger(method.upper(), path)
+        one = Step({"name": f"runtime {method.upper()} {path}", "triggers": [trigger]}, handler)
+        self.routes.add(method, path, HttpRoute(one, trigger, None, internal=True))
 
     def stream_handle(self, name: str) -> Stream:
         handle = self._handles.get(name)
@@ -149,53 +176,25 @@ class StepRuntime:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver queued messages and fire cron ticks until cancelled.
 
-        With a local storage each (topic, step) is a `Lane` in this process;
-        with a shared one the `SharedQueues` transport (``transport.py``)
-        consumes instead, in a nursery started in this one.
+        Every (topic, step) is handed to the queue transport (transport.py),
+        which consumes in a nursery started in this one.
         """
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if self._shared is not None:
-                await self._start_shared(nursery)
-            for topic, bindings in self._queues.items() if self._shared is None else ():
+            transport = self._transport
+            for topic, bindings in self._queues.items():
                 for binding in bindings:
-                    lane = Lane(
+                    transport.add_lane(
                         topic, binding.step.name,
                         concurrency=binding.trigger.concurrency or self._queue_concurrency,
+                        attempts=binding.step.config.retry.attempts,
                         deliver=functools.partial(self._deliver, binding),
-                        trio_time_at_ms=lambda ms: self.clock.trio_time_at(ms / 1000),
                     )
-                    self._lanes[(topic, binding.step.name)] = lane
-                    nursery.start_soon(lane.run, nursery, name=f"lane {topic} -> {binding.step.name}")
-            if self._shared is None:
-                await self._restore_pending()
+            await nursery.start(transport.run)
             for one, trigger in self._crons:
                 nursery.start_soon(self._run_cron, one, trigger, name=f"cron {one.name}")
             task_status.started()
             await trio.sleep_forever()
-
-    async def _start_shared(self, nursery: trio.Nursery) -> None:
-        """Hand every (topic, step) to the shared transport and start it consuming."""
-        assert self._shared is not None
-        for topic, bindings in self._queues.items():
-            for binding in bindings:
-                self._shared.add_lane(
-                    topic, binding.step.name,
-                    concurrency=binding.trigger.concurrency or self._queue_concurrency,
-                    attempts=binding.step.config.retry.attempts,
-                    deliver=functools.partial(self._deliver, binding),
-                )
-        await nursery.start(self._shared.run)
-
-    async def _restore_pending(self) -> None:
-        for message in await self.engine.storage.queue_pending():
-            lane = self._lanes.get((message.topic, message.step))
-            if lane is None:
-                reason = f"step {message.step!r} no longer takes topic {message.topic!r}"
-                logger.warning("queue message %s dead-lettered: %s", message.id, reason)
-                await self.engine.storage.queue_dead(attrs.evolve(message, last_error=reason))
-                continue
-            lane.push(message)
 
     # -- invoking -------------------------------------------------------------------
 
@@ -216,11 +215,13 @@ class StepRuntime:
             else:  # Motia's cron handlers take (ctx): a cron tick has no input to give
                 args = (ctx,) if trigger.type == "cron" else (input,)
             timeout = one.config.timeout
+            handler = one.handler
+            assert handler is not None  # a step without a handler is refused when it is added
             with trio.fail_after(timeout) if timeout else nullcontext():
                 if one.is_async:
-                    result = await one.handler(*args)  # type: ignore[misc]
+                    result = await handler(*args)
                 else:
-                    result = await trio.to_thread.run_sync(functools.partial(one.handler, *args))  # type: ignore[arg-type]
+                    result = await trio.to_thread.run_sync(functools.partial(handler, *args))
                 if inspect.isawaitable(result):
                     result = await result
             return result
@@ -239,7 +240,10 @@ class StepRuntime:
 
     def _log_failure(self, one: Step, trace_id: str | None, what: str, exc: BaseException) -> None:
         self.metrics.handler_errors += 1
-        Logger(step=one.name, trace_id=trace_id).error(f"{what} failed: {exc!r}", exc_info=exc)
+        message = f"{what} failed: {exc!r}"
+        if forgotten_await(exc):
+            message += f"; {hint(one.name, one.file, one.line)}"
+        Logger(step=one.name, trace_id=trace_id).error(message, exc_info=exc)
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -255,11 +259,13 @@ class StepRuntime:
         if match is None:
             return _error(404, "not_found", trace_id, message=f"no route for {request.method} {request.path}")
         if isinstance(match, MethodNotAllowed):
-            response = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
-            response.headers["Allow"] = ", ".join(match.allowed)
-            return response
+            refusal = _error(405, "method_not_allowed", trace_id, message=f"{request.method} is not allowed here")
+            refusal.headers["Allow"] = ", ".join(match.allowed)
+            return refusal
         route: HttpRoute = match.target
         request.path_params = match.params
+        if route.internal:
+            return await _call_internal(route, request, trace_id)
         if route.validator is not None:
             try:
                 route.validator.validate(request.body)
@@ -268,7 +274,9 @@ class StepRuntime:
                 return ApiResponse(400, body, {"X-Trace-Id": trace_id})
         trigger = TriggerInfo("http", method=route.trigger.method, path=route.trigger.path)
         try:
-            result = await self.invoke(route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition)
+            result = await self.invoke(
+                route.step, request, trigger, trace_id=trace_id, condition=route.trigger.condition
+            )
             if result is SKIPPED:
                 return _error(404, "not_found", trace_id, message="the step's condition declined this request")
             response = to_response(result)
@@ -307,36 +315,29 @@ class StepRuntime:
                 id=uuid.uuid4().hex, topic=topic, step=binding.step.name, data=json_copy(data),
                 trace_id=trace_id, enqueued_ms=now, due_ms=now,
             )
-            if self._shared is not None:
-                await self._shared.put(message)
-            else:
-                await self.engine.storage.queue_put(message)
-                self._lane(topic, binding.step.name).push(message)
+            await self._transport.put(message)
             ids.append(message.id)
         return ids
 
-    def _lane(self, topic: str, step_name: str) -> Lane:
-        lane = self._lanes.get((topic, step_name))
-        if lane is None:
-            raise RuntimeError("the step runtime is not running")
-        return lane
+    def queues_idle(self, now: float) -> bool:
+        """No queue handler of this process runs or is due by ``now`` (Trio time), as far as it can tell:
+        a shared transport's messages may be anywhere (for the test harness's ``settle``)."""
+        transport = self._transport
+        return transport.idle(now) if isinstance(transport, LocalQueues) else True
 
-    async def _deliver(self, binding: _QueueBinding, message: QueuedMessage, receipt: Receipt | None = None) -> None:
+    async def _deliver(self, binding: _QueueBinding, message: QueuedMessage, receipt: Receipt) -> None:
         one = binding.step
         trigger = TriggerInfo("queue", topic=message.topic)
         try:
-            await self.invoke(one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition)
+            await self.invoke(
+                one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition
+            )
         except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
             await self._retry_or_bury(one, message, exc, receipt)
             return
-        if receipt is not None:
-            await receipt.ack()
-        else:
-            await self.engine.storage.queue_ack(message.id)
+        await receipt.ack()
 
-    async def _retry_or_bury(
-        self, one: Step, message: QueuedMessage, exc: Exception, receipt: Receipt | None = None
-    ) -> None:
+    async def _retry_or_bury(self, one: Step, message: QueuedMessage, exc: Exception, receipt: Receipt) -> None:
         attempts = message.attempts + 1
         policy = one.config.retry
         error = f"{type(exc).__name__}: {exc}"
@@ -344,20 +345,14 @@ class StepRuntime:
         if attempts >= policy.attempts:
             self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, dead-lettered)", exc)
             self.metrics.dead_lettered += 1
-            if receipt is not None:
-                await receipt.bury(failed)
-            else:
-                await self.engine.storage.queue_dead(failed)
+            await receipt.bury(failed)
             return
         delay = policy.delay(attempts, self._rng)
-        self._log_failure(one, message.trace_id, f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)", exc)
+        where = f"queue {message.topic} (attempt {attempts}, retry in {delay:.3g} s)"
+        self._log_failure(one, message.trace_id, where, exc)
         self.metrics.retries += 1
         retry = attrs.evolve(failed, due_ms=self.clock.now_ms() + int(delay * 1000))
-        if receipt is not None:
-            await receipt.retry(retry)
-            return
-        await self.engine.storage.queue_put(retry)
-        self._lane(message.topic, message.step).push(retry)
+        await receipt.retry(retry)
 
     async def dead_letters(self, topic: str | None = None) -> list[QueuedMessage]:
         return await self.engine.storage.dead_letters(topic)
@@ -371,15 +366,8 @@ class StepRuntime:
         revived = attrs.evolve(message, attempts=0, due_ms=self.clock.now_ms(), last_error=None)
         # Pending first, then out of the dead letters: a crash in between
         # leaves a duplicate (at-least-once), never a lost message.
-        if self._shared is not None:
-            await self._shared.put(revived)
-            await storage.dead_letter_take(message_id)
-            return revived
-        await storage.queue_put(revived)
+        await self._transport.put(revived)
         await storage.dead_letter_take(message_id)
-        lane = self._lanes.get((message.topic, message.step))
-        if lane is not None:
-            lane.push(revived)
         return revived
 
     # -- stream triggers ------------------------------------------------------------------
@@ -401,20 +389,18 @@ class StepRuntime:
     async def _run_cron(self, one: Step, trigger: CronTrigger) -> None:
         """Fire at each tick from now on; ticks missed while down are not replayed."""
         assert self._nursery is not None
+        import croniter
+
         schedule = croniter.croniter(trigger.expression, self.clock.now())
         while True:
             tick = schedule.get_next(float)
             await trio.sleep_until(self.clock.trio_time_at(tick))
-            if self._shared is not None:
-                self._nursery.start_soon(self._fire_shared_cron, one, trigger, tick, name=f"cron tick {one.name}")
-            else:
-                self._nursery.start_soon(self._fire_cron, one, trigger, name=f"cron tick {one.name}")
+            self._nursery.start_soon(self._fire_tick, one, trigger, tick, name=f"cron tick {one.name}")
 
-    async def _fire_shared_cron(self, one: Step, trigger: CronTrigger, tick: float) -> None:
+    async def _fire_tick(self, one: Step, trigger: CronTrigger, tick: float) -> None:
         """Fire a tick only in the process that claims it first: once per tick across processes."""
-        assert self._shared is not None
         try:
-            won = await self._shared.claim_tick(one.name, round(tick * 1000))
+            won = await self._transport.claim_tick(one.name, round(tick * 1000))
         except StorageError as exc:
             logger.error("cron %s: tick skipped, it could not be claimed: %s", one.name, exc)
             return
@@ -436,6 +422,21 @@ class StepRuntime:
             await self.invoke(one, None, info, trace_id=trace_id, condition=trigger.condition)
         except Exception as exc:  # noqa: BLE001 - logged and counted
             self._log_failure(one, trace_id, "cron tick", exc)
+
+
+async def _call_internal(route: HttpRoute, request: ApiRequest, trace_id: str) -> ApiResponse | None:
+    assert route.step.handler is not None
+    try:
+        result = route.step.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        response = to_response(result)
+    except Exception:  # noqa: BLE001 - a 500 for the client, the traceback for the log
+        logger.exception("%s %s (the runtime's own route) failed; trace id %s", request.method, request.path, trace_id)
+        return _error(500, "internal", trace_id)
+    if response is not None:
+        response.headers.setdefault("X-Trace-Id", trace_id)
+    return response
 
 
 def _error(status: int, code: str, trace_id: str, *, message: str | None = None) -> ApiResponse:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -174,6 +175,7 @@ class Step:
         self.is_async = True
         self.module: str | None = None
         self.file: str | None = None
+        self.line: int | None = None  # where the loader found it declared
         if handler is not None:
             self.handle(handler)
 
@@ -191,7 +193,8 @@ class Step:
     def handle(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Set the handler; usable as ``@s.handle``. Returns ``fn`` unchanged."""
         self.arity = handler_arity(fn)
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+        call = getattr(fn, "__call__", None)  # noqa: B004 - whether an object's __call__ is async, not callability
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
         self.handler = fn
         return fn
 

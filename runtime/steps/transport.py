@@ -1,34 +1,40 @@
-"""The seam between the step runner and a queue transport shared by several processes.
+"""The seam between the step runner and its queue transport: `QueueTransport`, one protocol, two implementations.
 
-With a local storage (memory, SQLite) the runner keeps the schedule itself:
-one `Lane` per (topic, step), storage only persisting pending messages. With
-a shared storage (``storage.shared``, e.g. Redis) that would run every
-message in the process that enqueued it and restore every process's
-pending list in each of them, so the runner hands queues and cron ticks to
-a `SharedQueues` instead:
+With a local storage (memory, SQLite) the transport is `LocalQueues`
+(queues.py): one `Lane` per (topic, step) in this process, storage only
+persisting pending messages. With a shared storage (a `SharedStorage`,
+e.g. Redis), whose every process would otherwise run every message it
+enqueued and restore every pending list, it is the storage's own
+(`RedisQueues`, storage/redis/queues.py), which spreads messages and cron
+ticks over the processes. The runner sees only this protocol:
 
 * ``add_lane`` before ``run``: one per (topic, step), with its concurrency
   and the runner's ``deliver(message, receipt)``;
 * ``run`` consumes (in a nursery of its own, started in the runner's) and
   calls ``deliver`` for each message this process gets;
-* ``put`` stores a new message where any process can take it;
+* ``put`` stores a new message where a consumer can take it;
 * the `Receipt` that comes with a delivery acknowledges it, schedules its
   retry or dead-letters it (each an atomic change in the transport);
 * ``claim_tick`` says whether this process won a cron tick.
 
-Receipt methods never raise for a storage outage: the message then stays
-pending and is delivered again after the visibility timeout.
+Receipt methods of a shared transport never raise for a storage outage:
+the message then stays pending and is delivered again after the
+visibility timeout.
+
+A new transport is a class with these four methods and a branch in
+`queue_transport_for`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import trio
 
-from ..storage.base import QueuedMessage, Storage
+from ..storage.base import QueuedMessage, SharedStorage, Storage
 
-__all__ = ["Receipt", "SharedQueues", "shared_queues_for"]
+__all__ = ["Deliver", "QueueTransport", "Receipt", "SharedQueues", "queue_transport_for"]
 
 
 class Receipt(Protocol):
@@ -47,7 +53,7 @@ class Receipt(Protocol):
 Deliver = Callable[[QueuedMessage, Receipt], Awaitable[None]]
 
 
-class SharedQueues(Protocol):
+class QueueTransport(Protocol):
     def add_lane(self, topic: str, step: str, *, concurrency: int, attempts: int, deliver: Deliver) -> None: ...
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None: ...
@@ -57,10 +63,16 @@ class SharedQueues(Protocol):
     async def claim_tick(self, step: str, tick_ms: int) -> bool: ...
 
 
-def shared_queues_for(storage: Storage, clock: Any, *, visibility_timeout: float) -> SharedQueues | None:
-    """The transport of a shared storage, or None for a local one (the runner's lanes)."""
-    if not storage.shared:
-        return None
+#: The earlier name of `QueueTransport`, when only a shared storage had one.
+SharedQueues = QueueTransport
+
+
+def queue_transport_for(storage: Storage, clock: Any, *, visibility_timeout: float) -> QueueTransport:
+    """The queue transport for ``storage``: the runner's own lanes, or a shared storage's transport."""
+    if not isinstance(storage, SharedStorage):
+        from .queues import LocalQueues
+
+        return LocalQueues(storage, lambda ms: clock.trio_time_at(ms / 1000))
     from ..storage.redis import RedisStorage
     from ..storage.redis.queues import RedisQueues
 

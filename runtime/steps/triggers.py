@@ -9,7 +9,8 @@ a ported file keeps working whichever style it was written in.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -93,7 +94,9 @@ class CronTrigger:
 Trigger = HttpTrigger | QueueTrigger | StreamTrigger | CronTrigger
 
 
-def http(method: str, path: str, *, body_schema: Mapping[str, Any] | None = None, condition: Condition | None = None) -> HttpTrigger:
+def http(
+    method: str, path: str, *, body_schema: Mapping[str, Any] | None = None, condition: Condition | None = None
+) -> HttpTrigger:
     """Run on ``method path``; ``:name`` segments become ``request.path_params``."""
     return HttpTrigger(method, path, body_schema=body_schema, condition=condition)
 
@@ -103,7 +106,11 @@ api = http
 
 
 def queue(
-    topic: str, *, input: Mapping[str, Any] | None = None, condition: Condition | None = None, concurrency: int | None = None
+    topic: str,
+    *,
+    input: Mapping[str, Any] | None = None,
+    condition: Condition | None = None,
+    concurrency: int | None = None,
 ) -> QueueTrigger:
     """Run for each message enqueued on ``topic`` (at-least-once, with retries)."""
     return QueueTrigger(topic, input=input, condition=condition, concurrency=concurrency)
@@ -135,7 +142,9 @@ def parse_trigger(value: Any) -> Trigger:
             body_schema=value.get("body_schema", value.get("bodySchema")), condition=condition,
         )
     if kind in ("queue", "event"):
-        return queue(value["topic"], input=value.get("input"), condition=condition, concurrency=value.get("concurrency"))
+        return queue(
+            value["topic"], input=value.get("input"), condition=condition, concurrency=value.get("concurrency")
+        )
     if kind == "stream":
         return stream(
             value.get("stream_name", value.get("streamName")),

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import abc
 import secrets
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Callable, Self, Sequence
+from typing import Any, Self
 
 import attrs
 import trio
@@ -230,8 +231,7 @@ class Storage(abc.ABC):
 
     #: Whether data survives a process restart (and so whether an epoch does).
     durable: bool = False
-    #: Whether other processes write the same groups (see ``SharedStorage``).
-    shared: bool = False
+    # Whether other processes write the same groups is the type: ``isinstance(storage, SharedStorage)``.
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -409,8 +409,6 @@ class SharedStorage(Storage):
     timestamp is stamped by storage, atomically with the change, so the
     strictly-increasing rule holds across processes, sync frames included.
     """
-
-    shared = True
 
     #: This process's name in what it publishes, so it can skip its own echoes.
     origin: str

@@ -17,7 +17,8 @@ work that keeps storage safe from its callers:
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import orjson

@@ -1,12 +1,16 @@
 """`StreamConfig` and the results of stream calls.
 
-The config is plain data; the engine compiles it once (schema validator,
-history policy) into a `StreamDefinition` when the stream is declared.
+The config is plain data plus its compiled schema: the schema is compiled
+when the `StreamConfig` is made, so a bad schema fails in the module that
+declares it (the loader reports that file and line, and the stream's name,
+with every other problem of the project). The engine combines the compiled
+validator and the history policy into a `StreamDefinition`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Sequence, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import attrs
 
@@ -33,10 +37,16 @@ class StreamConfig:
     on_leave: Callable[..., Any] | None = None
     can_access: Callable[..., Any] | None = None
     history: HistoryPolicy | None = None
+    validator: Validator = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("a stream needs a non-empty string name")
+        try:
+            validator = compile_schema(dict(self.schema) if isinstance(self.schema, Mapping) else self.schema)
+        except ValueError as exc:
+            raise ValueError(f"stream {self.name!r}: invalid schema: {exc}") from None
+        object.__setattr__(self, "validator", validator)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> StreamConfig:
@@ -52,7 +62,7 @@ class StreamConfig:
         for camel, snake in (("onJoin", "on_join"), ("onLeave", "on_leave"), ("canAccess", "can_access")):
             if camel in fields:
                 fields[snake] = fields.pop(camel)
-        known = {field.name for field in attrs.fields(cls)}
+        known = {field.name for field in attrs.fields(cls) if field.init}
         unknown = sorted(set(fields) - known)
         if unknown:
             raise ValueError(f"unknown stream config field(s) {unknown}; known: {sorted(known)}")
@@ -73,15 +83,14 @@ class StreamDefinition:
 
     @classmethod
     def compile(cls, config: StreamConfig, default_history: HistoryPolicy) -> StreamDefinition:
-        schema = dict(config.schema) if config.schema is not None else None
-        return cls(config=config, validator=compile_schema(schema), history=config.history or default_history)
+        return cls(config=config, validator=config.validator, history=config.history or default_history)
 
 
 class _Subscriptable:
     """Results also answer ``result["new_value"]``, as Motia's dict results do."""
 
     def __getitem__(self, key: str) -> Any:
-        if key in attrs.fields_dict(type(self)):  # type: ignore[arg-type]
+        if key in attrs.fields_dict(type(self)):  # type: ignore[arg-type]  # the subclasses are attrs classes
             return getattr(self, key)
         raise KeyError(key)
 
@@ -154,7 +163,7 @@ class SetResults(Sequence[SetResult]):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, so unhashable like one
 
     def __repr__(self) -> str:
         return f"SetResults({list(self)!r})"

@@ -11,24 +11,33 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from typing import Any, cast
 
-import attrs
 import trio
 
-from actors import ActorRef, ActorStopped, ActorSystem, Escalation, MailboxFull, RestartPolicy, VirtualActors
-from actors.exceptions import raise_sole_error
+from actors import (
+    ActorRef,
+    ActorStopped,
+    ActorSystem,
+    Escalation,
+    MailboxFull,
+    RestartPolicy,
+    VirtualActors,
+    raise_sole_error,
+)
 from actors.lifecycle import SingleUse
 
 from ..errors import StreamNotFound
-from ..storage.base import HistoryPolicy, RemoteBatch, Storage
+from ..storage.base import HistoryPolicy, RemoteBatch, SharedStorage, Storage
 from ..storage.memory import MemoryStorage
 from .config import StreamConfig, StreamDefinition
 from .events import Event
 from .group import GroupActor
-from .messages import GroupStats, Join, Joined, Leave, LeaveAll
-from .shared_group import CatchUp, SharedGroupActor
+from .group_context import EngineMetrics, GroupContext
+from .messages import GroupStats, Join, Joined, Leave
+from .shared_committer import CatchUp
 from .subscribers import Subscriber
 from .triggers import StreamListener, TriggerDispatcher
 
@@ -52,14 +61,6 @@ def current_engine() -> StreamEngine:
             "no stream engine is running in this task: use streams inside `async with StreamEngine(...)` "
             "(or a running App), or in tasks started from it"
         ) from None
-
-
-@attrs.define
-class EngineMetrics:
-    events_published: int = 0
-    #: Changes and sends other processes made, delivered here (shared storage only).
-    events_followed: int = 0
-    slow_consumer_drops: int = 0
 
 
 class StreamEngine(SingleUse):
@@ -97,6 +98,10 @@ class StreamEngine(SingleUse):
         self._restart_policy = restart_policy
         self._stop_timeout = stop_timeout
         self.triggers = TriggerDispatcher(queue_size=trigger_queue_size)
+        self._group_context = GroupContext(
+            storage=self.storage, clock=clock, metrics=self.metrics,
+            has_triggers=self.triggers.has_listeners, dispatch=self.triggers.dispatch,
+        )
         self._groups: VirtualActors | None = None
         self._system: ActorSystem | None = None
         for stream in streams:
@@ -165,8 +170,8 @@ class StreamEngine(SingleUse):
                 ) as system:
                     self._system = system
                     self._groups = system.virtual("group", self._new_group_actor, idle_timeout=self._idle_timeout)
-                    if self.storage.shared:
-                        await nursery.start(self.storage.follow, self._follow, self._storage_lost)  # type: ignore[attr-defined]
+                    if isinstance(self.storage, SharedStorage):
+                        await nursery.start(self.storage.follow, self._follow, self._storage_lost)
                     yield self
                 # Groups have drained and committed; let triggers finish what
                 # is queued, within a bound, then stop them.
@@ -180,9 +185,8 @@ class StreamEngine(SingleUse):
             _current_engine.reset(token)
 
     def _new_group_actor(self, key: Hashable) -> GroupActor:
-        stream, group = key  # type: ignore[misc]
-        actor = SharedGroupActor if self.storage.shared else GroupActor
-        return actor(self, self.definition(stream), group)
+        stream, group = cast("tuple[str, str]", key)
+        return GroupActor(self._group_context, self.definition(stream), group)
 
     def _follow(self, batch: RemoteBatch) -> None:
         """Hand another process's batch to the group's actor, if the group is active here.
@@ -209,7 +213,7 @@ class StreamEngine(SingleUse):
             try:
                 groups.ref(key).tell_nowait(CatchUp(reload=data_lost))
             except (MailboxFull, ActorStopped):
-                logger.warning("%s/%s: could not ask the group to catch up", *key)
+                logger.warning("%s/%s: could not ask the group to catch up", *cast("tuple[str, str]", key))
 
     # -- groups -----------------------------------------------------------------------
 
@@ -225,9 +229,8 @@ class StreamEngine(SingleUse):
         return len(self._groups) if self._groups is not None else 0
 
     def mailbox_depth(self) -> int:
-        if self._system is None:
-            return 0
-        return sum(len(cell.mailbox) for cell in self._system.root.iter_cells())
+        """Messages waiting in the group actors' mailboxes (``runtime_mailbox_depth``)."""
+        return self._system.mailbox_depth() if self._system is not None else 0
 
     # -- subscriptions (used by the transports) -------------------------------------------
 
@@ -242,19 +245,24 @@ class StreamEngine(SingleUse):
         since: tuple[str, int] | None = None,
     ) -> Joined:
         """Deliver a sync (or a replay) to ``subscriber`` and register it, in one turn."""
-        return await self.group_ref(stream, group).ask(
+        if not callable(getattr(subscriber, "deliver_many", None)):
+            raise TypeError(
+                f"{type(subscriber).__name__} is not a Subscriber: it has no deliver_many "
+                "(subclass runtime.Subscriber to inherit one that calls deliver for each event)"
+            )
+        joined: Joined = await self.group_ref(stream, group).ask(
             Join(subscriber, subscription_id, item_id=item_id, since=since)
         )
+        return joined
 
     async def leave(self, subscriber: Subscriber, stream: str, group: str, subscription_id: Hashable) -> bool:
-        return await self.group_ref(stream, group).ask(Leave(subscriber, subscription_id))
-
-    async def leave_all(self, subscriber: Subscriber, stream: str, group: str) -> None:
-        await self.group_ref(stream, group).ask(LeaveAll(subscriber))
+        left: bool = await self.group_ref(stream, group).ask(Leave(subscriber, subscription_id))
+        return left
 
     async def group_stats(self, stream: str, group: str) -> dict[str, Any]:
         """``subscribers``, ``subscriptions``, ``items``, ``epoch``, ``offset``, ``history`` of a group."""
-        return await self.group_ref(stream, group).ask(GroupStats())
+        stats: dict[str, Any] = await self.group_ref(stream, group).ask(GroupStats())
+        return stats
 
     # -- stream triggers --------------------------------------------------------------------
 
@@ -273,16 +281,7 @@ class StreamEngine(SingleUse):
         never delays a mutation. An exception is logged and counted.
         """
         self.definition(stream)
-        listener = StreamListener(
-            stream, handler, group_id=group_id, item_id=item_id, name=name or getattr(handler, "__name__", "listener")
-        )
+        name = name or str(getattr(handler, "__name__", "listener"))
+        listener = StreamListener(stream, handler, group_id=group_id, item_id=item_id, name=name)
         self.triggers.add(listener)
         return listener
-
-    def has_triggers(self, stream: str) -> bool:
-        return self.triggers.has_listeners(stream)
-
-    def dispatch_trigger(self, event: Event) -> None:
-        self.triggers.dispatch(event)
-
-

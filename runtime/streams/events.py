@@ -10,7 +10,8 @@ all its receivers too.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -150,7 +151,7 @@ class Event:
         return encoded
 
 
-class Turn(list):  # type: ignore[type-arg]
+class Turn(list[Event]):
     """The events of one group turn, in order: the one list every whole-group subscriber receives.
 
     A subscriber of the whole group gets all of them, so its bytes for the

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import attrs
 
@@ -10,7 +11,7 @@ from .subscribers import Subscriber
 
 __all__ = [
     "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent",
-    "Join", "Joined", "Leave", "LeaveAll", "GroupStats", "MUTATIONS",
+    "Join", "Joined", "Leave", "GroupStats", "MUTATIONS",
 ]
 
 
@@ -91,11 +92,6 @@ class Joined:
 class Leave:
     subscriber: Subscriber
     subscription_id: Hashable
-
-
-@attrs.frozen(slots=True)
-class LeaveAll:
-    subscriber: Subscriber
 
 
 @attrs.frozen(slots=True)

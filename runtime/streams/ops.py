@@ -39,7 +39,10 @@ from jsonpointer import JsonPointer, JsonPointerException
 
 from runtime.errors import UpdateError
 
-__all__ = ["apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "name_entry", "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT"]
+__all__ = [
+    "apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "json_type_name", "name_entry",
+    "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT",
+]
 
 Op = dict[str, Any]
 
@@ -250,7 +253,9 @@ def _motia_set(draft: _Draft, op: Op) -> None:
     value = _required(op, "value")
     if path == "":
         if not isinstance(value, dict):
-            raise _OpFailed(f"set with path '' replaces the whole item: 'value' must be an object, got {_json_type(value)}")
+            raise _OpFailed(
+                f"set with path '' replaces the whole item: 'value' must be an object, got {_json_type(value)}"
+            )
         draft.replace_root(draft.adopt(_copy_json(value)))
         return
     parent, key = _motia_slot(draft, path, create=True)
@@ -559,7 +564,8 @@ def _amount(op: Op, field: str, other_dialect_field: str) -> int | float:
     amount = op.get(field, 1)
     if not _is_number(amount) or amount - amount != 0:
         raise _OpFailed(f"{field!r} must be a finite number, got {_show(amount)}")
-    return amount
+    number: int | float = amount
+    return number
 
 
 def _is_number(value: Any) -> bool:
@@ -610,7 +616,8 @@ def item_copy(item: dict[str, Any]) -> dict[str, Any]:
     for value in item.values():
         kind = type(value)
         if kind is dict or kind is list:
-            return orjson.loads(orjson.dumps(item))
+            copied: dict[str, Any] = orjson.loads(orjson.dumps(item))
+            return copied
     return dict(item)
 
 
@@ -620,8 +627,8 @@ def name_entry(exc: BaseException, entry: int, item_id: Any) -> None:
     Sets ``exc.entry`` (its index) and ``exc.item_id``, and prefixes the
     message, so a caller can tell which of many updates was refused.
     """
-    exc.entry = entry  # type: ignore[attr-defined]
-    exc.item_id = item_id  # type: ignore[attr-defined]
+    exc.entry = entry  # type: ignore[attr-defined]  # set on any exception type, documented above
+    exc.item_id = item_id  # type: ignore[attr-defined]  # likewise
     prefix = f"update_many entry {entry} (item {item_id!r}): "
     if len(exc.args) == 1 and isinstance(exc.args[0], str):
         exc.args = (prefix + exc.args[0],)
@@ -667,9 +674,11 @@ def _is_json(value: Any, depth: int) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return MIN_JSON_INT <= value <= MAX_JSON_INT
+        in_range: bool = MIN_JSON_INT <= value <= MAX_JSON_INT
+        return in_range
     if kind is float:
-        return value - value == 0.0  # False for NaN and the infinities
+        finite: bool = value - value == 0.0  # False for NaN and the infinities
+        return finite
     if depth == 0:
         return False
     # Strings, booleans and None inside a container are checked inline: they
@@ -722,21 +731,32 @@ def _find_non_json(value: Any, where: str, depth: int) -> tuple[str, str]:
 # Messages
 
 
-def _json_type(value: Any) -> str:
-    """What a JSON user would call the value: "a string", "null", ..."""
+def json_type_name(value: Any, *, integer: bool = True) -> str:
+    """The JSON Schema name of a value's type: "string", "integer", "null", ...; a Python
+    type's own name for what is not JSON. ``integer=False`` calls an int a "number"."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
+        return "boolean"
+    if isinstance(value, int):
+        return "integer" if integer else "number"
+    if isinstance(value, float):
+        return "number"
     if isinstance(value, str):
-        return "a string"
+        return "string"
     if isinstance(value, dict):
-        return "an object"
+        return "object"
     if isinstance(value, list):
-        return "an array"
-    return f"a {_type_name(value)}"
+        return "array"
+    return _type_name(value)
+
+
+def _json_type(value: Any) -> str:
+    """What a JSON user would call the value in a sentence: "a string", "an object", "null", ..."""
+    name = json_type_name(value, integer=False)
+    if name == "null":
+        return name
+    return f"an {name}" if name in ("object", "array") else f"a {name}"
 
 
 def _type_name(value: Any) -> str:

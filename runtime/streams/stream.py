@@ -9,7 +9,9 @@ results are copied back, so a caller can never alter what the group holds.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+import builtins
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
@@ -107,7 +109,7 @@ class Stream:
                     continue
             append(_checked_entry(len(checked), pair))
         if not checked:
-            return []
+            return SetResults([])
         return SetResults(await ref.ask(UpdateMany(checked, current_trace_id())))
 
     async def delete(self, group_id: str, item_id: str) -> DeleteResult:
@@ -123,7 +125,7 @@ class Stream:
 
     get_group = list
 
-    async def list_groups(self) -> list[str]:
+    async def list_groups(self) -> builtins.list[str]:
         """Ids of the groups that hold items, sorted."""
         engine = self._engine or current_engine()
         engine.definition(self.name)

@@ -1,15 +1,20 @@
 """Who listens to a group: the subscriber protocol and the group's index of them.
 
-A subscriber is anything with a non-blocking ``deliver``: a WebSocket or SSE
-connection's outbox, a test probe. The group actor calls it inline, so it
-must never await or block; a subscriber that cannot keep up drops its own
-backlog and re-joins for a fresh sync (the slow-consumer policy lives in the
-transport, never in the group).
+A subscriber is anything with a non-blocking ``deliver`` and ``deliver_many``:
+a WebSocket or SSE connection's outbox, a test probe. The group actor calls
+them inline, so they must never await or block; a subscriber that cannot
+keep up drops its own backlog and re-joins for a fresh sync (the
+slow-consumer policy lives in the transport, never in the group). One that
+raises is removed from that group alone (group.py, ``fan_out``).
+
+Subclassing `Subscriber` is optional (it is a Protocol) but gives
+``deliver_many`` for free: ``deliver`` for each event.
 """
 
 from __future__ import annotations
 
-from typing import Hashable, Iterator, Protocol
+from collections.abc import Hashable, Iterator
+from typing import Protocol
 
 from .events import Event
 
@@ -25,8 +30,17 @@ class Subscriber(Protocol):
         """
         ...
 
-    # A subscriber may also have ``deliver_many(events) -> int`` (how many it
-    # dropped): the group then hands it a turn's events in one call.
+    def deliver_many(self, events: list[Event]) -> int:
+        """Queue a group turn's events (two or more, in order); return how many were dropped.
+
+        One call per turn and subscriber: a thousand subscribers of a
+        sixty-event turn are a thousand calls, not sixty thousand. The
+        events are a `Turn`, which can encode them once for every receiver.
+        """
+        dropped = 0
+        for event in events:
+            dropped += not self.deliver(event)
+        return dropped
 
 
 class SubscriberIndex:

@@ -8,8 +8,8 @@ pytest-trio's ``autojump_clock``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 

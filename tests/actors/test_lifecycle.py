@@ -178,7 +178,7 @@ async def test_batch_actor_receives_many_messages_per_turn():
 
     async with ActorSystem() as system:
         ref = system.spawn(Batcher)
-        for i in range(200):
+        for _ in range(200):
             await ref.tell(1)
         assert await ref.ask(0) == 200
         with pytest.raises(ValueError):  # an Error outcome answers only its asker

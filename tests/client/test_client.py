@@ -8,7 +8,11 @@ import trio
 from runtime import App, HistoryPolicy, Stream, StreamConfig
 from runtime import Unauthorized as Refuse
 from runtime.client import (
-    ClientClosed, Position, StreamClient, SubscriptionRefused, Unauthorized,
+    ClientClosed,
+    Position,
+    StreamClient,
+    SubscriptionRefused,
+    Unauthorized,
 )
 from tests.server.conftest import running_ws
 

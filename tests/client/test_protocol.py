@@ -9,7 +9,14 @@ import pytest
 
 from runtime.client.merge import GroupState, ItemState, ReplayBuffer, is_duplicate, sort_items
 from runtime.client.protocol import (
-    ErrorFrame, MalformedFrame, Position, StreamFrame, backoff_delay, frame_rooms, join_message, leave_message,
+    ErrorFrame,
+    MalformedFrame,
+    Position,
+    StreamFrame,
+    backoff_delay,
+    frame_rooms,
+    join_message,
+    leave_message,
     parse_frame,
 )
 

@@ -53,6 +53,12 @@ class Tail:
             if text in seen[-1]:
                 return seen
 
+    async def drain(self) -> str:
+        with trio.fail_after(15):
+            while chunk := await self.process.stdout.receive_some(65536):
+                self._buffer += chunk
+        return self._buffer.decode()
+
     async def exit_status(self) -> int:
         with trio.fail_after(15):
             return await self.process.wait()
@@ -165,3 +171,41 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+async def test_tail_piped_into_head_ends_quietly_with_0():
+    """``tail ... | head -2``: once head has its lines, tail's next write meets a closed pipe."""
+    app = make_app()
+    todos = app.stream("todos")
+    async with running_ws(app) as listening:
+        command = " ".join(tail_command("todos", "inbox", "--url", listening.stream_url, "--no-input"))
+        process = await trio.lowlevel.open_process(
+            ["bash", "-c", f"{command} | head -2; echo \"tail exited ${{PIPESTATUS[0]}}\" >&2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        )
+        try:
+            # head's own output is buffered until it exits: keep writing until both have ended
+            # (head after its two lines, tail at its next write, which meets the closed pipe)
+            n = 0
+            with trio.fail_after(20):
+                while process.returncode is None:
+                    n += 1
+                    await todos.set("inbox", "a", {"n": n})
+                    with trio.move_on_after(0.05):
+                        await process.wait()
+            lines = (await Tail(process).drain()).splitlines()
+            assert len(lines) == 2 and "  sync  " in lines[0] and "  a  {" in lines[1], lines
+            assert process.returncode == 0
+            assert await stderr_of(Tail(process)) == "tail exited 0\n"  # no traceback, no BrokenPipeError
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+def test_tails_usage_says_what_happens_without_no_input_in_the_background():
+    result = subprocess.run(tail_command("--help", module="runtime"), capture_output=True, text=True, cwd=ROOT)
+    description = " ".join(result.stdout.split("\n\n", 1)[1].split())
+    assert description.startswith(
+        "Watch a stream group or item live: one line per event; Enter prints the whole state. It reads stdin "
+        "unless --no-input: end of input exits, so in the background (&, nohup, </dev/null) give --no-input "
+        "or it exits right after the sync.")

@@ -118,7 +118,8 @@ async def test_motia_node_client_sees_every_change_and_survives_a_restart(motia_
 
             await store.set("inbox", "a", {"title": "milk"})
             await client.until(lambda c: c.state.get("item") == {"id": "a", "title": "milk"})
-            await client.until(lambda c: c.state.get("group") == [{"id": "a", "title": "milk"}, {"id": "b", "title": "bread"}])
+            both = [{"id": "a", "title": "milk"}, {"id": "b", "title": "bread"}]
+            await client.until(lambda c: c.state.get("group") == both)
 
             await store.update("inbox", "a", [{"type": "set", "path": "done", "value": True}])
             await client.until(lambda c: c.state.get("item") == {"id": "a", "title": "milk", "done": True})

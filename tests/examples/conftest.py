@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import orjson
 import pytest
 import trio
 
 from runtime import App
+from tests.helpers import Probe
+
+__all__ = ["Probe", "load_example", "settle"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-class Probe:
-    """A subscriber that records what a client would receive (see tests/streams/conftest.py)."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.times: list[float] = []
-
-    def deliver(self, event: Any, *, initial: bool = False) -> bool:
-        self.events.append(event)
-        self.times.append(trio.current_time())
-        return True
-
-    def types(self) -> list[str]:
-        return [event.type for event in self.events]
-
-    def envelopes(self) -> list[dict[str, Any]]:
-        """The wire frames, decoded: what a WebSocket or SSE client parses."""
-        return [orjson.loads(event.json) for event in self.events]
 
 
 def _purge(names: set[str]) -> None:

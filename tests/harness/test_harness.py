@@ -10,7 +10,6 @@ import trio
 from runtime import RetryPolicy, Stream, http, queue, step
 from runtime.testing import open_test_app
 
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -95,3 +94,41 @@ def test_the_same_test_run_50_times_gives_the_same_result():
     assert first[-1][2] == "done"
     for _ in range(49):
         assert _progress_run() == first
+
+
+def _retry_times(start_wall: float | None = None) -> list[float]:
+    """When a failing queue step's attempts ran, in virtual seconds after the first (jitter 0)."""
+
+    async def main() -> list[float]:
+        attempts: list[float] = []
+        flaky = step({"name": "Flaky", "triggers": [queue("jobs")],
+                      "retry": RetryPolicy(attempts=3, backoff=10, jitter=0)})
+
+        @flaky.handle
+        async def work(data, ctx):
+            attempts.append(trio.current_time())
+            raise RuntimeError("down")
+
+        async with open_test_app(steps=[flaky], start_wall=start_wall) as app:
+            await app.enqueue("jobs", {"n": 1})
+            await trio.sleep(100)
+        return [round(t - attempts[0], 9) for t in attempts]
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_the_wall_clock_starts_at_a_whole_second_so_retries_land_the_same_every_run():
+    # from time.time(), due times in whole milliseconds left [0, 9.999, 29.999] in about half the runs
+    runs = {tuple(_retry_times()) for _ in range(20)}
+    assert runs == {(0.0, 10.0, 30.0)}
+
+
+async def test_the_default_wall_clock_is_fixed_and_in_seconds(autojump_clock):
+    from runtime.testing.harness import DEFAULT_START_WALL
+
+    async with open_test_app() as app:
+        assert app.steps.clock.now() == DEFAULT_START_WALL
+        await trio.sleep(1.5)
+        assert app.steps.clock.now() == DEFAULT_START_WALL + 1.5
+    async with open_test_app(start_wall=1_800_000_000) as app:
+        assert app.steps.clock.now_ms() == 1_800_000_000_000

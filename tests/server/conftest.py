@@ -6,9 +6,10 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +18,6 @@ import trio
 
 from runtime import App
 from runtime.server import ServerSettings
-
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,9 @@ async def running(app: App, **settings: Any) -> AsyncIterator[tuple[str, Any]]:
     """Serve ``app`` on 127.0.0.1:<free ports>; yields (base URL, the HttpServer)."""
     async with trio.open_nursery() as nursery:
         listening = await nursery.start(
-            lambda task_status: app.serve(ServerSettings(**{"port": 0, "stream_port": 0, **settings}), task_status=task_status)
+            lambda task_status: app.serve(
+                ServerSettings(**{"port": 0, "stream_port": 0, **settings}), task_status=task_status
+            )
         )
         try:
             yield listening.http_url, listening.server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from runtime import App, ApiResponse, Stream, StreamConfig, http, step
+from runtime import ApiResponse, App, Stream, StreamConfig, http, step
 
 from .conftest import client, running
 
@@ -30,8 +30,10 @@ def make_app(events: list | None = None) -> App:
         return {"status": 200, "body": {**item, "q": request.query_params}}
 
     echo = step({"name": "Echo", "triggers": [http("PUT", "/echo")]})
-    echo.handle(lambda request: {"status": 200, "body": {"body": request.body if not isinstance(request.body, bytes)
-                                                         else request.body.decode(), "ct": request.headers.get("content-type")}})
+    echo.handle(lambda request: {"status": 200, "body": {
+        "body": request.body if not isinstance(request.body, bytes) else request.body.decode(),
+        "ct": request.headers.get("content-type"),
+    }})
 
     boom = step({"name": "Boom", "triggers": [http("GET", "/boom")]})
 
@@ -58,7 +60,7 @@ def make_app(events: list | None = None) -> App:
                 events.append("handler finally ran")
 
     app = App(steps=[create, show, echo, boom, stream_step], streams=[todos])
-    app.test_gate = gate  # type: ignore[attr-defined]
+    app.test_gate = gate
     return app
 
 
@@ -76,7 +78,9 @@ async def test_statuses_and_error_bodies():
             failing = await c.post("/todos", json={"title": 7})
             assert failing.status_code == 400
             assert failing.json()["error"] == "validation" and failing.json()["errors"][0]["path"] == "/title"
-            too_big = await c.post("/todos", content=b"x" * (1024 * 1024 + 1), headers={"content-type": "application/json"})
+            too_big = await c.post(
+                "/todos", content=b"x" * (1024 * 1024 + 1), headers={"content-type": "application/json"}
+            )
             assert too_big.status_code == 413 and too_big.json()["error"] == "too_large"
             assert (await c.get("/nowhere")).status_code == 404
             not_allowed = await c.delete("/todos")
@@ -162,3 +166,30 @@ async def test_sse_refuses_other_origins_when_origins_are_configured():
                 assert ok.status_code == 200
             async with c.stream("GET", "/streams/feed/g") as no_origin:  # not a browser: no Origin
                 assert no_origin.status_code == 200
+
+
+async def test_a_sync_handler_runs_in_a_worker_thread_and_the_loop_keeps_serving():
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    blocking = step({"name": "Blocking", "triggers": [http("GET", "/blocking")]})
+
+    @blocking.handle
+    def block(request):  # sync: runs in a worker thread
+        entered.set()
+        release.wait(10)
+        return {"status": 200, "body": {"thread": threading.current_thread() is not threading.main_thread()}}
+
+    app = App(steps=[blocking])
+    async with running(app) as (url, _):
+        async with client(url) as c, trio.open_nursery() as nursery:
+            answers: list = []
+
+            async def call() -> None:
+                answers.append((await c.get("/blocking")).json())
+
+            nursery.start_soon(call)
+            await trio.to_thread.run_sync(entered.wait, 10)  # the handler is blocked in its thread
+            assert (await c.get("/health")).status_code == 200  # answered meanwhile
+            release.set()
+        assert answers == [{"thread": True}]

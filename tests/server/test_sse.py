@@ -170,7 +170,7 @@ async def test_100_abrupt_disconnects_leave_nothing_behind():
     app = make_app()
     async with running(app) as (url, server):
         host, port = url.removeprefix("http://").split(":")
-        for round_ in range(100):
+        for _ in range(100):
             sock = trio.socket.socket()
             await sock.connect((host, int(port)))
             await sock.send(f"GET /streams/todos/room HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())

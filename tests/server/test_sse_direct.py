@@ -1,8 +1,8 @@
 """The direct SSE path's own failure modes, through a real server on a loopback port.
 
-A connection's first request is read by the front door (front_door.py); SSE
-subscriptions are served on the raw socket (sse_direct.py) and everything
-else is handed to hypercorn with the bytes already read.
+Every request is read by the front door (front_door.py); SSE subscriptions
+are served on the raw socket (sse_direct.py), on a connection's first request
+or any later one.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def healthy(url: str) -> None:
         assert (await c.get("/health")).json() == {"status": "ok"}
 
 
-async def test_garbage_request_heads_get_hypercorns_answer_and_the_server_carries_on():
+async def test_garbage_request_heads_get_a_400_and_the_server_carries_on():
     async with running(make_app()) as (url, server):
         for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n",
                         b"GET /streams/feed/g HTTP/1.1\r\nbad header line\r\n\r\n"):
@@ -169,7 +169,7 @@ async def test_heartbeats_and_a_clean_end_at_shutdown():
         await settled(server)
 
 
-async def test_a_refused_first_request_leaves_a_keep_alive_connection_for_hypercorn():
+async def test_a_refused_first_request_leaves_a_keep_alive_connection():
     async with running(make_app()) as (url, _):
         sock = await connect(url)
         await sock.send(b"GET /streams/ghost/g HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -179,7 +179,7 @@ async def test_a_refused_first_request_leaves_a_keep_alive_connection_for_hyperc
         sock.close()
 
 
-async def test_sse_on_a_keep_alive_connection_is_served_by_the_asgi_route():
+async def test_sse_on_a_keep_alive_connection_is_served_directly_too():
     async with running(make_app()) as (url, server):
         async with client(url) as c:
             assert (await c.get("/health")).status_code == 200
@@ -190,10 +190,11 @@ async def test_sse_on_a_keep_alive_connection_is_served_by_the_asgi_route():
         await settled(server)
 
 
-async def test_the_asgi_path_alone_when_direct_serving_is_off():
-    async with running(make_app(), sse_direct=False) as (url, server):
-        async with client(url) as c, c.stream("GET", "/streams/feed/g") as response:
-            assert (await SSEReader(response).next_event())["event"] == "sync"
+async def test_under_http_asgi_sse_is_refused_with_a_pointer_to_the_fast_path():
+    async with running(make_app(), http="asgi") as (url, server):
+        async with client(url) as c:
+            refused = await c.get("/streams/feed/g")
+            assert refused.status_code == 501 and refused.json()["error"]["code"] == "SSE_NOT_SERVED"
         await healthy(url)
 
 
@@ -252,7 +253,7 @@ async def test_sigterm_with_direct_streams_and_idle_connections_exits_0(tmp_path
             for sock in streams:
                 assert (await read_to_end(sock)).endswith(b"0\r\n\r\n")
             assert await read_to_end(idle) == b""
-        with trio.fail_after(10):  # hypercorn's keep-alive connection: within the 5 s grace period
+        with trio.fail_after(10):  # the keep-alive connection: closed at once too
             assert await read_to_end(keep_alive) == b""
             assert await process.wait() == 0
 

@@ -6,11 +6,8 @@ import pytest
 import trio
 
 from runtime import App, Stream
-from runtime.server.auth import Subscription
-from runtime.server.http import HttpServer, _SSEBody
-from runtime.server.settings import ServerSettings
-from runtime.server.sse import SSEOutbox, parse_last_event_id, sse_block
-from runtime.streams.events import Event
+from runtime.server.sse import SSEOutbox, sse_block
+from runtime.streams.events import Event, parse_position
 
 
 def test_sse_block_has_id_only_for_state_and_sync():
@@ -26,13 +23,15 @@ def test_sse_block_has_id_only_for_state_and_sync():
     ("k3f9:41", ("k3f9", 41)), ("a:b:7", ("a:b", 7)), ("", None), (None, None), ("nocolon", None),
     (":5", None), ("e:-1", None), ("e:x", None),
 ])
-def test_parse_last_event_id(value, expected):
-    assert parse_last_event_id(value) == expected
+def test_a_last_event_id_parses_as_a_position(value, expected):
+    assert parse_position(value) == expected
 
 
 def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
     def event(n, type_="update"):
-        return Event(stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n)
+        return Event(
+            stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n
+        )
 
     outbox = SSEOutbox(limit=1000)
     assert outbox.deliver(event(1, "sync"), initial=True)
@@ -50,17 +49,20 @@ def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
 
 
 async def test_heartbeats_every_15_seconds_in_virtual_time(autojump_clock):
+    from .conftest import running
+    from .test_sse_direct import connect, read_until
+
     app = App(streams=[Stream("hb")])
-    async with app, trio.open_nursery() as nursery:
-        server = HttpServer(app, ServerSettings(), nursery)
-        body = _SSEBody(server, SSEOutbox(1 << 20), Subscription("hb", "g"), None, None)
-        first = await body.__anext__()
-        assert b"event: sync" in first
+    async with running(app) as (url, _):
+        sock = await connect(url)
+        await sock.send(b"GET /streams/hb/g HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_until(sock, b"event: sync")
         start = trio.current_time()
-        assert await body.__anext__() == b": ping\n\n"
-        assert trio.current_time() - start == pytest.approx(15)
+        await read_until(sock, b": ping", limit=60)
+        assert trio.current_time() - start == pytest.approx(15, abs=0.5)
         await app.stream("hb").set("g", "a", {"n": 1})
-        assert b"event: create" in await body.__anext__()
-        await body.aclose()
-        assert (await app.engine.group_stats("hb", "g"))["subscribers"] == 0
-        nursery.cancel_scope.cancel()
+        assert b"event: create" in await read_until(sock, b"event: create")
+        sock.close()
+        with trio.fail_after(5):
+            while (await app.engine.group_stats("hb", "g"))["subscribers"]:
+                await trio.sleep(0.01)

@@ -12,9 +12,9 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request, TextMessage
 
 from runtime import App, Stream
+from runtime.server.heartbeat import PING_INTERVAL, PONG_TIMEOUT
 from runtime.server.metrics import ServerMetrics
 from runtime.server.settings import ServerSettings
-from runtime.server.heartbeat import PING_INTERVAL, PONG_TIMEOUT
 from runtime.server.websocket import Connection, WebSocketServer
 
 

@@ -11,7 +11,9 @@ from runtime import App, RetryPolicy, SQLiteStorage, queue, step
 
 
 def make_steps(log: list, *, fail: bool):
-    worker = step({"name": "Worker", "triggers": [queue("jobs")], "retry": RetryPolicy(attempts=2, backoff=0.01, jitter=0)})
+    worker = step(
+        {"name": "Worker", "triggers": [queue("jobs")], "retry": RetryPolicy(attempts=2, backoff=0.01, jitter=0)}
+    )
 
     @worker.handle
     async def work(data, ctx):

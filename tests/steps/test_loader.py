@@ -86,51 +86,83 @@ async def test_a_good_project_loads_and_runs(tmp_path):
         assert await Stream("notes").get("g", "n") == {"id": "n", "text": "hi"}
 
 
-def problems_of(tmp_path, files) -> list[tuple[str, str]]:
+def problems_of(tmp_path, files) -> list:
     with pytest.raises(ProjectError) as caught:
         load_project(write(tmp_path / "broken", files))
     return caught.value.problems
 
 
-def test_import_error_names_the_file_and_line(tmp_path):
+def where(problem) -> tuple[str, int | None]:
+    return problem.file.rsplit("/", 1)[-1], problem.line
+
+
+def test_import_errors_name_the_file_the_line_and_what_to_do(tmp_path):
     problems = problems_of(tmp_path, {
         "a_step.py": "import os\n\nraise ImportError('no such thing')\n",
         "b_step.py": "def broken(:\n    pass\n",
+        "c_step.py": "import\\\n",
+        "d_step.py": "x = 1\nimport no_such_module_here\n",
     })
-    assert problems[0][0].endswith("a_step.py") and problems[0][1] == "line 3: ImportError: no such thing"
-    assert problems[1][0].endswith("b_step.py") and problems[1][1].startswith("line 1: SyntaxError")
+    assert [where(p) for p in problems] == [("a_step.py", 3), ("b_step.py", 1), ("c_step.py", 1), ("d_step.py", 2)]
+    assert problems[0].message == (
+        "ImportError: no such thing (raised while the module was imported: fix the code at that line)")
+    assert problems[1].message.startswith("SyntaxError: ") and problems[1].message.endswith(
+        "(fix the syntax at that line)")
+    assert problems[3].message == (
+        "ModuleNotFoundError: No module named 'no_such_module_here' (install 'no_such_module_here' in this "
+        "environment; if it is a module of the project, import it by its path relative to the project directory)")
 
 
-def test_duplicate_step_names(tmp_path):
+def test_duplicate_step_names_name_both_files_and_lines(tmp_path):
     step_file = """
         from runtime import http
         config = {{"name": "Same", "triggers": [http("GET", "/{path}")]}}
         async def handler(request, ctx): ...
     """
     problems = problems_of(tmp_path, {"a_step.py": step_file.format(path="a"), "b_step.py": step_file.format(path="b")})
-    assert len(problems) == 1 and "duplicate step name 'Same'" in problems[0][1]
-    assert problems[0][0].endswith("b_step.py") and "a_step.py" in problems[0][1]
+    assert len(problems) == 1 and where(problems[0]) == ("b_step.py", 3)
+    assert problems[0].message.startswith("duplicate step name 'Same' (also in ")
+    assert problems[0].message.endswith("a_step.py:3): rename one; step names are unique in a project")
 
 
-def test_two_steps_on_one_method_and_path(tmp_path):
-    step_file = """
-        from runtime import http
-        config = {{"name": "{name}", "triggers": [http("GET", "/todos/{param}")]}}
-        async def handler(request, ctx): ...
-    """
+def test_two_steps_on_one_route_name_both_steps_files_and_lines(tmp_path):
     problems = problems_of(tmp_path, {
-        "a_step.py": step_file.format(name="A", param=":id"), "b_step.py": step_file.format(name="B", param=":key"),
+        "a_step.py": """
+            from runtime import http
+            config = {"name": "A", "triggers": [http("GET", "/todos/:id")]}
+            async def handler(request, ctx): ...
+        """,
+        "b_step.py": """
+            from runtime import http, step
+
+            # a step object, declared on line 5
+            show = step({"name": "B", "triggers": [http("GET", "/todos/:key")]})
+
+            @show.handle
+            async def show_todo(request, ctx): ...
+        """,
     })
-    assert "GET /todos/:key is also handled by step 'A'" in problems[0][1]
+    assert len(problems) == 1 and where(problems[0]) == ("b_step.py", 5)
+    message = problems[0].message
+    assert message.startswith("step 'B': GET /todos/:key is also handled by step 'A' (")
+    assert message.endswith("a_step.py:3) (/todos/:id and /todos/:key differ only in parameter names): "
+                            "change the method or path of one of them")
+    assert "b_step.py:5: step 'B'" in str(ProjectError(problems))
 
 
 def test_a_trigger_naming_an_undeclared_stream(tmp_path):
-    problems = problems_of(tmp_path, {"a_step.py": """
-        from runtime import stream
-        config = {"name": "Watch", "triggers": [stream("ghost")]}
-        async def handler(event, ctx): ...
-    """})
-    assert "stream trigger names 'ghost', which no module declares" in problems[0][1]
+    problems = problems_of(tmp_path, {
+        "todo_stream.py": "from runtime import Stream\ntodo = Stream('todo')\n",
+        "a_step.py": """
+            from runtime import stream
+            config = {"name": "Watch", "triggers": [stream("ghost")]}
+            async def handler(event, ctx): ...
+        """,
+    })
+    assert where(problems[0]) == ("a_step.py", 3)
+    assert problems[0].message == (
+        "step 'Watch': stream trigger names 'ghost', which no module declares (declared: todo): fix the name, "
+        "or declare it in a *_stream.py file with config = StreamConfig(name='ghost')")
 
 
 def test_a_stream_declared_by_name_alone_is_declared(tmp_path):
@@ -156,9 +188,12 @@ def test_invalid_cron_expressions(tmp_path):
             async def handler(_, ctx): ...
         """,
     })
-    assert [p[1] for p in problems] == [
-        "step 'A': invalid cron expression 'every monday' (five fields: minute hour day-of-month month day-of-week)",
-        "step 'B': invalid cron expression '* * * * * *' (five fields: minute hour day-of-month month day-of-week)",
+    assert [where(p) for p in problems] == [("a_step.py", 3), ("b_step.py", 3)]
+    assert [p.message for p in problems] == [
+        "step 'A': invalid cron expression 'every monday': write five fields, "
+        "minute hour day-of-month month day-of-week (e.g. '*/5 * * * *')",
+        "step 'B': invalid cron expression '* * * * * *': write five fields, "
+        "minute hour day-of-month month day-of-week (e.g. '*/5 * * * *')",
     ]
 
 
@@ -179,14 +214,74 @@ def test_handlers_with_the_wrong_signature(tmp_path):
             s.handle(bad)
         """,
         "d_step.py": """
+            x = 1
             config = {"name": "D", "triggers": []}
         """,
+        "e_step.py": """
+            from runtime import step
+            lonely = step({"name": "E", "triggers": []})
+        """,
     })
-    messages = {file.rsplit("/", 1)[-1]: message for file, message in problems}
-    assert messages["a_step.py"].startswith("handler has the wrong signature: handler takes no arguments")
-    assert messages["b_step.py"].startswith("handler has the wrong signature: handler takes 3 arguments")
-    assert "TypeError: handler takes 3 arguments" in messages["c_step.py"]
-    assert messages["d_step.py"] == "defines `config` but no `handler`"
+    found = {where(p): p.message for p in problems}
+    assert found[("a_step.py", 3)] == (
+        "handler has the wrong signature: handler takes no arguments; it must take (input) or (input, ctx)")
+    assert found[("b_step.py", 3)] == (
+        "handler has the wrong signature: handler takes 3 arguments; it must take (input) or (input, ctx)")
+    assert found[("c_step.py", 5)].startswith("TypeError: handler takes 3 arguments")
+    assert found[("d_step.py", 3)] == (
+        "defines `config` but no `handler`: add `async def handler(input, ctx): ...` to the module")
+    assert found[("e_step.py", 3)] == (
+        "step 'E' has no handler: decorate a function with @lonely.handle, or call lonely.handle(fn)")
+
+
+def test_invalid_step_and_stream_configs(tmp_path):
+    problems = problems_of(tmp_path, {
+        "a_step.py": """
+            config = {"name": "A", "triggers": [], "colour": "red"}
+            async def handler(request, ctx): ...
+        """,
+        "b_stream.py": """
+            config = {"name": "b", "onJion": print}
+        """,
+    })
+    found = {where(p): p.message for p in problems}
+    assert found[("a_step.py", 2)] == "invalid step config: step 'A': unknown config field(s) ['colour']"
+    assert found[("b_stream.py", 2)].startswith("invalid stream config: unknown stream config field(s) ['onJion']")
+
+
+def test_a_bad_schema_names_its_file_line_and_stream_together_with_step_errors(tmp_path):
+    problems = problems_of(tmp_path, {
+        "likes_stream.py": """
+            from runtime import StreamConfig
+
+            config = StreamConfig(name="likes", schema={"likes": "int"})
+        """,
+        "a_step.py": "raise ValueError('also broken')\n",
+    })
+    assert [where(p) for p in problems] == [("a_step.py", 1), ("likes_stream.py", 4)]
+    assert problems[1].message == (
+        "ValueError: stream 'likes': invalid schema: schema field 'likes': unknown type 'int'; the shorthand takes "
+        "string, number, integer, boolean, object, array (for anything else, write JSON Schema with "
+        "\"type\": \"object\") (raised while the module was imported: fix the code at that line)")
+
+
+def test_a_schema_is_checked_when_the_stream_is_declared():
+    from runtime import StreamConfig
+
+    with pytest.raises(ValueError, match="^stream 'likes': invalid schema: schema field 'likes': unknown type 'int'"):
+        StreamConfig(name="likes", schema={"likes": "int"})
+
+
+def test_a_stream_declared_twice_differently_names_both_places(tmp_path):
+    problems = problems_of(tmp_path, {
+        "a_stream.py": "from runtime import StreamConfig\nconfig = StreamConfig(name='todo')\n",
+        "b_stream.py": (
+            "from runtime import StreamConfig\n\nconfig = StreamConfig(name='todo', schema={'t': 'string'})\n"),
+    })
+    assert len(problems) == 1 and where(problems[0]) == ("b_stream.py", 3)
+    assert problems[0].message.startswith("stream 'todo' is declared twice with different configs (also in ")
+    assert problems[0].message.endswith(
+        "a_stream.py:2): keep one StreamConfig and import it, or use Stream('todo') for a handle")
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -196,7 +291,35 @@ def test_every_problem_is_reported_at_once(tmp_path):
             "b_step.py": "raise ValueError('two')\n",
         }))
     assert len(caught.value.problems) == 2
-    assert "a_step.py: line 1: ValueError: one" in str(caught.value)
+    assert "a_step.py:1: ValueError: one (raised while the module was imported" in str(caught.value)
+    assert "b_step.py:1: ValueError: two" in str(caught.value)
+
+
+def test_a_module_imported_before_loading_is_the_one_the_app_runs(tmp_path):
+    """A test that imports a step module first holds the app's own objects, not a stale copy."""
+    import importlib
+    import sys
+
+    root = write(tmp_path / "p", {"a_step.py": """
+        from runtime import http, step
+        calls = []
+        hello = step({"name": "Hello", "triggers": [http("GET", "/hello")]})
+
+        @hello.handle
+        async def say(request, ctx):
+            calls.append(request.path)
+            return {"status": 200, "body": "hi"}
+    """})
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module("a_step")
+        project = load_project(root)
+        assert project.steps[0] is module.hello
+        (root / "a_step.py").write_text((root / "a_step.py").read_text().replace('"hi"', '"hello again"'))
+        reloaded = load_project(root)  # an edited file is imported again (a dev server's reload)
+        assert reloaded.steps[0].handler.__code__.co_consts != project.steps[0].handler.__code__.co_consts
+    finally:
+        sys.modules.pop("a_step", None)
 
 
 MOTIA_STYLE = {
@@ -250,7 +373,8 @@ async def test_a_motia_step_file_ports_by_changing_its_imports(tmp_path):
     assert multi.config.retry.attempts == 5  # max_retries 4 + the first attempt
     async with App(project) as app:
         response = await app.request("POST", "/orders", json={"sku": "x"})
-        assert response.status == 200 and response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
+        assert response.status == 200
+        assert response.body == {"trace": response.headers["X-Trace-Id"], "got": {"sku": "x"}}
         await app.enqueue("orders.retry", {"n": 1})
         await app.steps.fire_cron("MultiTrigger")
         await app.steps.fire_cron("LegacyCron")

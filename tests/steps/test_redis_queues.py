@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -91,7 +92,7 @@ async def test_each_message_is_handled_once_and_work_spreads_over_both_apps(redi
         assert sorted(counts) == list(range(30)) and set(counts.values()) == {1}
         handled_by = Counter(who for who, _ in log)
         assert handled_by["a"] > 0 and handled_by["b"] > 0
-        storage: RedisStorage = a.storage  # type: ignore[assignment]
+        storage: RedisStorage = a.storage
         stream = f"{storage.keys.prefix}:qs:4:jobs:Worker"
         assert await storage.client.xlen(stream) == 0  # acknowledged entries are deleted
         for scope in scopes:
@@ -159,7 +160,8 @@ async def test_a_message_that_keeps_crashing_its_consumer_ends_in_the_dead_lette
             scope = await start(nursery, app)
             if name == "a":
                 await app.enqueue("jobs", {"n": 9})
-            await wait_for(lambda: len(started) == (1 if name == "a" else 2), what=f"{name} to take the message")
+            taken = 1 if name == "a" else 2
+            await wait_for(lambda taken=taken: len(started) == taken, what=f"{name} to take the message")
             scope.cancel()
         c = worker_app(redis_url, [], "c", attempts=2, started=started)
         scope = await start(nursery, c)
@@ -219,13 +221,13 @@ async def test_cron_fires_once_per_tick_across_apps(redis_url, real_rate_clock):
         await wait_for(lambda: fired, what="the first tick")
         for ticks in (2, 3):
             real_rate_clock.jump(60)
-            await wait_for(lambda: len(fired) >= ticks, what=f"tick {ticks}")
+            await wait_for(lambda ticks=ticks: len(fired) >= ticks, what=f"tick {ticks}")
         await trio.sleep(0.2)
         assert len(fired) == 3, fired
         assert [when for _, when in fired] == [minute + 60, minute + 120, minute + 180]
-        storage: RedisStorage = a.storage  # type: ignore[assignment]
+        storage: RedisStorage = a.storage
         claimed = await storage.client.get(f"{storage.keys.prefix}:cron:EveryMinute:{(minute + 60) * 1000}")
-        assert claimed in (a.storage.origin.encode(), b.storage.origin.encode())  # type: ignore[attr-defined]
+        assert claimed in (a.storage.origin.encode(), b.storage.origin.encode())
         for scope in scopes:
             scope.cancel()
 

@@ -8,10 +8,21 @@ import threading
 import pytest
 import trio
 
-from runtime import (
-    ApiResponse, App, FlowContext, RetryPolicy, RuntimeClock, Stream, StreamConfig, cron, http, queue, step, stream,
-)
 import runtime
+from runtime import (
+    ApiResponse,
+    App,
+    FlowContext,
+    RetryPolicy,
+    RuntimeClock,
+    Stream,
+    StreamConfig,
+    cron,
+    http,
+    queue,
+    step,
+    stream,
+)
 
 todos = Stream(StreamConfig(name="todos", schema={"title": "string", "done": "boolean"}))
 audit = Stream("audit")

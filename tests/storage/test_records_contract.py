@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the contract module's fixtures are imported by name, then taken as arguments
 """Item expiries and idempotency records: the part of the storage contract a group's batch carries.
 
 Run once per backend, with the fixtures of ``test_storage_contract``. Both

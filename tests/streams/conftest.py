@@ -7,27 +7,10 @@ import logging
 import pytest
 
 from runtime import MemoryStorage, RedisStorage, SQLiteStorage
+from tests.helpers import Probe
 from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
-
-class Probe:
-    """A subscriber that records what it is given (a connection's stand-in)."""
-
-    def __init__(self, accept: bool = True) -> None:
-        self.events: list = []
-        self.accept = accept
-
-    def deliver(self, event, *, initial: bool = False) -> bool:
-        if not self.accept and not initial:
-            return False
-        self.events.append(event)
-        return True
-
-    def types(self) -> list[str]:
-        return [event.type for event in self.events]
-
-    def offsets(self) -> list:
-        return [event.offset for event in self.events]
+__all__ = ["Probe", "backend"]
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from runtime import RedisStorage, Stream, StreamEngine, StorageError
+from runtime import RedisStorage, StorageError, Stream, StreamEngine
 from tests.redis_support import HOST, delete_prefix, ensure_redis, free_port, start_redis_server, unique_prefix
 
 from .conftest import Probe
@@ -107,7 +107,7 @@ async def test_update_many_from_two_engines_is_exact_and_all_or_nothing(redis_ur
 
 
 async def test_a_subscriber_on_one_engine_sees_the_others_writes_in_offset_order(redis_url):
-    async with engines(redis_url) as [(engine_a, a), (_, b)]:
+    async with engines(redis_url) as [(engine_a, _), (_, b)]:
         await b.set("g", "seed", {"n": 0})
         probe = Probe()
         joined = await engine_a.join(probe, "counter", "g", subscription_id=1)
@@ -174,7 +174,7 @@ async def test_sends_and_joins_keep_timestamps_increasing_across_engines(redis_u
 
 
 async def test_stream_triggers_fire_once_in_the_engine_that_made_the_change(redis_url):
-    async with engines(redis_url) as [(engine_a, a), (engine_b, b)]:
+    async with engines(redis_url) as [(engine_a, _), (engine_b, b)]:
         seen: dict[str, list[int]] = {"a": [], "b": []}
 
         async def on_a(event):

@@ -515,7 +515,9 @@ likely_ops = st.one_of(
     st.fixed_dictionaries({"op": st.sampled_from(["add", "replace"]), "path": st.just("/n"), "value": numbers}),
     st.fixed_dictionaries({"op": st.just("add"), "path": st.just("/o"), "value": objects}),
     # RFC 6902 equality: 1 == 1.0, but true is not 1
-    *[st.fixed_dictionaries({"op": st.just("test"), "path": st.just("/n"), "value": st.sampled_from([0, 1, 1.0, True, False])})] * 2,
+    *[st.fixed_dictionaries(
+        {"op": st.just("test"), "path": st.just("/n"), "value": st.sampled_from([0, 1, 1.0, True, False])}
+    )] * 2,
     st.fixed_dictionaries(
         {"op": st.sampled_from(["increment", "decrement"]), "path": st.just("/n")}, optional={"value": good_amounts}
     ),
@@ -548,7 +550,10 @@ patch_ops = st.one_of(
     ),
     st.fixed_dictionaries({"op": st.just("remove"), "path": st.sampled_from(PATCH_PATHS)}),
     st.fixed_dictionaries(
-        {"op": st.sampled_from(["increment", "decrement"]), "path": st.sampled_from(["/n", "/a", "/o", "/o/x", "", "n"])},
+        {
+            "op": st.sampled_from(["increment", "decrement"]),
+            "path": st.sampled_from(["/n", "/a", "/o", "/o/x", "", "n"]),
+        },
         optional={"value": amounts, "by": amounts},
     ),
     st.fixed_dictionaries(
@@ -577,7 +582,9 @@ ops_lists = st.one_of(
     st.lists(any_op, max_size=3),
     # set then test in one update: RFC 6902 equality (1 == 1.0, true is not 1; true is not a number either)
     st.tuples(
-        st.fixed_dictionaries({"type": st.just("set"), "path": st.just("n"), "value": st.sampled_from([0, 1, 1.0, True])}),
+        st.fixed_dictionaries(
+            {"type": st.just("set"), "path": st.just("n"), "value": st.sampled_from([0, 1, 1.0, True])}
+        ),
         st.fixed_dictionaries(
             {"op": st.sampled_from(["test", "increment"]), "path": st.just("/n"),
              "value": st.sampled_from([0, 1, 1.0, True, False])}

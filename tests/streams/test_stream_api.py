@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from runtime import (
-    DeleteResult, SetResult, Stream, StreamConfig, StreamEngine, StreamNotFound, UpdateError, ValidationError,
+    DeleteResult,
+    SetResult,
+    Stream,
+    StreamConfig,
+    StreamEngine,
+    StreamNotFound,
+    UpdateError,
+    ValidationError,
 )
 
 from .conftest import Probe
@@ -26,7 +33,8 @@ async def test_set_get_list_delete_round_trip(backend):
         assert [item["id"] for item in await todo.list("inbox")] == ["a", "b"]
         assert await todo.get_group("inbox") == await todo.list("inbox")
         assert await todo.list_groups() == ["inbox"]
-        assert await todo.delete("inbox", "a") == DeleteResult(old_value={"id": "a", "title": "oat milk", "done": False})
+        deleted = await todo.delete("inbox", "a")
+        assert deleted == DeleteResult(old_value={"id": "a", "title": "oat milk", "done": False})
         assert await todo.get("inbox", "a") is None
         assert await todo.delete("inbox", "a") == DeleteResult(old_value=None)
         await todo.delete("inbox", "b")
@@ -148,7 +156,8 @@ async def test_send_reaches_group_and_item_subscribers_without_offset(backend):
         await engine.join(other_item, "loose", "room", subscription_id=1, item_id="bob")
         await loose.send({"groupId": "room", "id": None}, {"type": "typing", "data": {"who": "x"}})
         await loose.send({"group_id": "room", "id": "alice"}, {"type": "poke", "data": 1})
-        assert [e.data for e in group_probe.events[1:]] == [{"type": "typing", "data": {"who": "x"}}, {"type": "poke", "data": 1}]
+        sent = [{"type": "typing", "data": {"who": "x"}}, {"type": "poke", "data": 1}]
+        assert [e.data for e in group_probe.events[1:]] == sent
         assert [e.data for e in item_probe.events[1:]] == [{"type": "poke", "data": 1}]
         assert other_item.types() == ["sync"]
         event = group_probe.events[-1]

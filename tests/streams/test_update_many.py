@@ -184,7 +184,8 @@ async def test_triggers_see_update_many_events_in_order(autojump_clock):
 
 async def test_results_are_private_copies(backend):
     async with StreamEngine([counters], storage=backend()):
-        results = await counters.update_many("g", [("a", inc()), ("a", [{"type": "set", "path": "tags", "value": ["x"]}])])
+        tags = [{"type": "set", "path": "tags", "value": ["x"]}]
+        results = await counters.update_many("g", [("a", inc()), ("a", tags)])
         results[0].new_value["n"] = 99
         results[1].old_value["n"] = 98
         results[1].new_value["tags"].append("y")
@@ -197,7 +198,8 @@ async def test_results_are_private_copies(backend):
 async def test_results_read_later_are_what_the_call_produced(backend):
     """Results are copied when first read: later changes to the group must not show through."""
     async with StreamEngine([counters], storage=backend()):
-        results = await counters.update_many("g", [("a", inc()), ("a", [{"type": "set", "path": "m", "value": {"k": [1]}}])])
+        nested = [{"type": "set", "path": "m", "value": {"k": [1]}}]
+        results = await counters.update_many("g", [("a", inc()), ("a", nested)])
         await counters.update("g", "a", [{"type": "set", "path": "/m/k/0", "value": 2}, *inc()])
         await counters.delete("g", "a")
         assert len(results) == 2

@@ -1,8 +1,9 @@
 """GET /jobs/:id/events: the job's progress as this step's own SSE response, Motia's streaming style.
 
 ``data: {status}`` once with the status as it is, then once per change, until
-the job is done; then the response is closed and the handler returns None. A client that goes away cancels the handler, and ``watch``
-leaves the subscription on the way out.
+the job is done; then the response is closed and the handler returns None.
+A client that goes away cancels the handler, and ``watch`` leaves the
+subscription on the way out.
 
 Streaming needs the HTTP server: in process ``request.response`` is None
 (issue 5), and this step then answers 501 instead of failing with a 500.
@@ -13,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from streams.progress_stream import FINAL_STATES, STATUS_ID, watch
 
 from runtime import ApiRequest, ApiResponse, FlowContext, http
-from streams.progress_stream import FINAL_STATES, STATUS_ID, watch
 
 config = {
     "name": "JobEvents",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from runtime import ApiRequest, ApiResponse, FlowContext, http
 from streams.progress_stream import STATUS_ID
+
+from runtime import ApiRequest, ApiResponse, FlowContext, http
 
 config = {
     "name": "JobStatus",

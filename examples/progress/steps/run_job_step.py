@@ -17,9 +17,9 @@ import os
 from typing import Any
 
 import trio
+from streams.progress_stream import FINAL_STATES, STAGES, STATUS_ID
 
 from runtime import FlowContext, UpdateError, queue, step
-from streams.progress_stream import FINAL_STATES, STAGES, STATUS_ID
 
 DEFAULT_STAGE_SECONDS = 1.0
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from runtime import ApiRequest, ApiResponse, FlowContext, http
 from streams.progress_stream import STAGES, STATUS_ID
+
+from runtime import ApiRequest, ApiResponse, FlowContext, http
 
 config = {
     "name": "StartJob",

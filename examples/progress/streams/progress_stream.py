@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
-from runtime import Stream, StreamConfig
+from runtime import Stream, StreamConfig, Subscriber
 from runtime.streams import current_engine
 
 STATUS_ID = "status"
@@ -43,7 +44,7 @@ progress = Stream(StreamConfig(
 ))
 
 
-class _ChannelSubscriber:
+class _ChannelSubscriber(Subscriber):
     """Hands the job's status item (or None) to a memory channel; never blocks the group.
 
     The channel is unbounded: a job emits a handful of events (one per stage),

@@ -13,8 +13,9 @@ case answers 200 with the item as it is: completing is idempotent.
 
 from __future__ import annotations
 
-from runtime import ApiRequest, ApiResponse, FlowContext, UpdateError, http
 from streams.todo_stream import group_of
+
+from runtime import ApiRequest, ApiResponse, FlowContext, UpdateError, http
 
 config = {
     "name": "CompleteTodo",

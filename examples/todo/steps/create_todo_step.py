@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from runtime import ApiRequest, ApiResponse, FlowContext, http
 from streams.todo_stream import group_of
+
+from runtime import ApiRequest, ApiResponse, FlowContext, http
 
 config = {
     "name": "CreateTodo",

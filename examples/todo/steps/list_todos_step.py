@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from runtime import ApiRequest, ApiResponse, FlowContext, http
 from streams.todo_stream import group_of
+
+from runtime import ApiRequest, ApiResponse, FlowContext, http
 
 config = {
     "name": "ListTodos",

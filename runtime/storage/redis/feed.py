@@ -7,8 +7,9 @@ batch carries its offsets, which are contiguous per group, so a receiver
 sees any lost message as a gap at the next batch and catches up from the
 history instead of delivering a hole; a dropped connection is reported as
 ``lost(False)`` after it is back, so every active group checks itself.
-One pattern subscription serves every group, so activating a group costs
-no subscribe round trip and has no window in which its batches are missed.
+One subscription serves every group (a commit script call publishes one
+message for all the groups it committed), so activating a group costs no
+subscribe round trip and has no window in which its batches are missed.
 
 Redis losing its data (a restart without persistence, FLUSHALL) cannot be
 seen on pub/sub, so a token written once per data set is checked every
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import coredis
 import orjson
@@ -29,7 +31,7 @@ from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 
 from ..base import RemoteBatch
-from .codec import decode_batch
+from .codec import decode_batches
 
 if TYPE_CHECKING:
     from .storage import RedisStorage
@@ -90,29 +92,27 @@ class _Follower:
         own = b'{"g":' + orjson.dumps(storage.origin) + b","
         pubsub = storage.client.pubsub(ignore_subscribe_messages=True, retry_policy=NoRetryPolicy())
         async with pubsub:
-            await pubsub.psubscribe(keys.channel_pattern)
+            await pubsub.subscribe(keys.channel)
             connected.set()
             if not self.started:
                 self.started = True
                 task_status.started()
             while True:
                 message = await pubsub.get_message()
-                if message is None or message["type"] != "pmessage":
+                if message is None or message["type"] != "message":
                     continue
                 data = message["data"]
+                assert isinstance(data, bytes)  # the client decodes nothing (decode_responses=False)
                 if data.startswith(own):  # our own commit, published for the others
                     continue
-                channel = message["channel"]
-                where = keys.parse_channel(channel.decode() if isinstance(channel, bytes) else channel)
-                if where is None:
-                    continue
                 try:
-                    batch = decode_batch(where[0], where[1], data)
+                    batches = decode_batches(data)
                 except ValueError as exc:
-                    logger.error("ignoring a malformed batch on %r: %s", channel, exc)
+                    logger.error("ignoring a malformed batch on %r: %s", message["channel"], exc)
                     continue
-                if batch.origin != storage.origin:  # (a prefix check above skips nearly all)
-                    self.deliver(batch)
+                for batch in batches:
+                    if batch.origin != storage.origin:  # (a prefix check above skips nearly all)
+                        self.deliver(batch)
 
     async def watch_data_set(self) -> None:
         """Report ``lost(True)`` when the data set's token is gone or replaced."""

@@ -23,7 +23,6 @@ class GroupKeys:
     order: str  # sorted set: item id -> insertion sequence (list() order)
     history: str  # list: history entries, oldest first
     groups: str  # set: the stream's group ids that hold at least one item
-    channel: str  # pub/sub channel the group's commits are published on
     turn: str  # string: the origin of a process that lost races and commits next (a short lease)
 
     def as_list(self) -> list[str]:
@@ -44,24 +43,13 @@ class Keys:
             order=self._group("order", stream, group),
             history=self._group("hist", stream, group),
             groups=f"{self.prefix}:groups:{stream}",
-            channel=self._group("ev", stream, group),
             turn=self._group("turn", stream, group),
         )
 
     @property
-    def channel_pattern(self) -> str:
-        return f"{self.prefix}:ev:*"
-
-    def parse_channel(self, channel: str) -> tuple[str, str] | None:
-        """``(stream, group)`` of a group channel, or None for anything else."""
-        head = f"{self.prefix}:ev:"
-        if not channel.startswith(head):
-            return None
-        length, sep, rest = channel[len(head):].partition(":")
-        if not sep or not length.isdigit() or len(rest) < int(length) + 1 or rest[int(length)] != ":":
-            return None
-        size = int(length)
-        return rest[:size], rest[size + 1:]
+    def channel(self) -> str:
+        """The pub/sub channel every commit is published on (a message per COMMIT call)."""
+        return f"{self.prefix}:ev"
 
     @property
     def alive(self) -> str:

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import coredis
@@ -279,7 +280,7 @@ class _RedisLane:
             for entries in (reply or {}).values():
                 for entry in entries:
                     raw = entry.field_values.get(b"m")
-                    await self._start(nursery, entry.identifier, raw, 1)
+                    await self._start(nursery, entry.identifier, raw if isinstance(raw, bytes) else None, 1)
 
     async def _start(self, nursery: trio.Nursery, entry_id: Any, raw: bytes | None, deliveries: int) -> None:
         entry_id = entry_id if isinstance(entry_id, bytes) else str(entry_id).encode()
@@ -320,7 +321,10 @@ class _RedisLane:
             try:
                 moved, next_due = await queues.run_script(
                     "moving due retries", "MOVE_DUE", [self.retries, self.stream], [queues.clock.now_ms(), 100])
-                self._next_due = math.inf if next_due is None else queues.clock.trio_time_at(int(float(next_due)) / 1000)
+                if next_due is None:
+                    self._next_due = math.inf
+                else:
+                    self._next_due = queues.clock.trio_time_at(int(float(next_due)) / 1000)
                 if moved >= 100:
                     continue
                 if trio.current_time() >= next_claim:
@@ -446,7 +450,8 @@ class RedisQueues:
         while True:
             await trio.sleep(max(self.claim_interval, 1.0))
             try:
-                if await self.storage._call("checking replayed messages", self.storage.client.hlen(self.storage.keys.pending)):
+                pending = self.storage.client.hlen(self.storage.keys.pending)
+                if await self.storage._call("checking replayed messages", pending):
                     await self._adopt_pending()
             except StorageError as exc:
                 logger.debug("replayed-message check failed: %s", exc)

@@ -2,12 +2,13 @@
 
 Both must change atomically with the group's batch (an expiry that
 outlived its item, or a record whose change was lost, would break
-"exactly once"), so they are written by the commit script itself: a batch
-that carries expiries, records or deletes runs ``COMMIT`` extended with
-``AFTER_WRITES`` (below), spliced in before its final ``return``. The
-extension reads its own arguments after the commit's (``i`` is where the
-commit script stopped reading) and its own keys after the commit's six. A
-batch with none of them runs the plain script: the hot path pays nothing.
+"exactly once"), so they are written by the script that commits it: a
+batch that carries expiries, records or deletes runs ``COMMIT_WITH_RECORDS``,
+which calls the commit script's own ``commit_group`` for its one group and
+then changes them, reading its arguments after the group's and its keys
+after the group's six. It goes as a call of its own, outside the
+multi-group ``COMMIT``; a batch with none of them takes the plain path,
+which pays nothing for this.
 
 Where each thing lives (``<group>`` is the group's usual ``<len>:<stream>:<group>``):
 
@@ -23,7 +24,8 @@ Where each thing lives (``<group>`` is the group's usual ``<len>:<stream>:<group
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import orjson
@@ -32,15 +34,20 @@ from ..base import GroupCommit
 from . import scripts
 from .keys import Keys
 
-__all__ = ["COMMIT_WITH_RECORDS", "RecordKeys", "extra_args", "needs_records"]
+__all__ = ["COMMIT_WITH_RECORDS", "RecordKeys", "expiry_index", "extra_args", "extra_keys", "needs_records"]
 
-#: Runs where the commit script succeeded, before it returns. KEYS[7..10]: ttl, stream expiry
-#: index, records, records by expiry. ARGV from i: n expiries, (id, ms or "" to clear) * n,
-#: n records, (key, expires at, JSON) * n, max records, now (ms). Also reads the commit's writes
-#: (ARGV[11], then (id, value, moved) from ARGV[12]) to drop a deleted item's expiry.
-AFTER_WRITES = r"""
-local w = 12
-for _ = 1, tonumber(ARGV[11]) do
+#: One group's commit (``scripts.COMMIT_GROUP``) and, when it lands, the changes of its
+#: expiries and records. KEYS: the group's six, then ttl, the stream's expiry index, records,
+#: records by expiry. ARGV: origin, publish command, channel, message head (as ``COMMIT``
+#: takes them), the group's arguments (as ``commit_group`` takes them), then: n expiries,
+#: (id, ms or "" to clear) * n, n records, (key, expires at, JSON) * n, max records, now (ms).
+#: A deleted item's expiry goes with it. Returns the group's reply, as ``COMMIT`` does.
+COMMIT_WITH_RECORDS = scripts.COMMIT_GROUP + r"""
+local published = {}
+local reply, i = commit_group(0, 5, ARGV[1], published)
+if reply[1] ~= 1 then return reply end
+local w = 5 + 9
+for _ = 1, tonumber(ARGV[5 + 8]) do
   if ARGV[w + 1] == '' then redis.call('ZREM', KEYS[7], ARGV[w]) end
   w = w + 3
 end
@@ -56,9 +63,9 @@ for _ = 1, n_expiries do
 end
 local first = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
 if first[1] then
-  redis.call('ZADD', KEYS[8], first[2], ARGV[5])
+  redis.call('ZADD', KEYS[8], first[2], ARGV[5 + 4])
 else
-  redis.call('ZREM', KEYS[8], ARGV[5])
+  redis.call('ZREM', KEYS[8], ARGV[5 + 4])
 end
 local n_records = tonumber(ARGV[i])
 i = i + 1
@@ -81,14 +88,11 @@ if n_records > 0 then
     redis.call('ZREM', KEYS[10], unpack(chunk))
   end
 end
+if #published > 0 then
+  redis.call(ARGV[2], ARGV[3], ARGV[4] .. table.concat(published, ',') .. ']}')
+end
+return reply
 """
-
-_RETURN = "\nreturn {1, shift}\n"
-if scripts.COMMIT.count(_RETURN) != 1:  # pragma: no cover - a changed commit script must be looked at
-    raise RuntimeError("redis/scripts.py COMMIT changed its success return; update records.py")
-
-#: The commit script with the extension spliced in before its success return.
-COMMIT_WITH_RECORDS = scripts.COMMIT.replace(_RETURN, "\n" + AFTER_WRITES + _RETURN)
 
 #: KEYS: ttl. ARGV: now. The group's items due at ``now``, soonest first.
 EXPIRED_ITEMS = r"""
@@ -157,7 +161,7 @@ def extra_keys(keys: Keys, stream: str, group: str) -> list[str]:
 
 
 def extra_args(commit: GroupCommit) -> list[Any]:
-    """``AFTER_WRITES``'s arguments, appended after the commit script's."""
+    """``COMMIT_WITH_RECORDS``'s own arguments, after the group's."""
     args: list[Any] = [len(commit.expiries)]
     for item_id, at in commit.expiries.items():
         args += (item_id, "" if at is None else at)

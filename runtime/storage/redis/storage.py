@@ -20,7 +20,8 @@ import contextlib
 import logging
 import secrets
 import urllib.parse
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import coredis
 import orjson
@@ -44,7 +45,7 @@ from ..base import (
     new_epoch,
 )
 from . import records, scripts
-from .codec import decode_entry, decode_message, encode_body, encode_message, publish_head
+from .codec import decode_entry, decode_message, encode_body, encode_message, group_head, message_head
 from .feed import follow_groups
 from .keys import Keys
 from .pipeline import ScriptPipeline
@@ -138,7 +139,7 @@ class RedisStorage(SharedStorage):
             client = await stack.enter_async_context(self._new_client())
             self._scripts = {name: client.register_script(source)
                              for name, source in {**scripts.ALL, **records.ALL}.items()}
-            self._pipeline = ScriptPipeline(client)
+            self._pipeline = ScriptPipeline(client, self._commit_call)
             await client.set(self.keys.alive, secrets.token_hex(8), condition=coredis.PureToken.NX)
         except BaseException as exc:
             # Not shielded: the client's task group was opened outside any
@@ -207,20 +208,21 @@ class RedisStorage(SharedStorage):
         keys = self.keys.group(stream, group)
         args: list[Any] = [
             commit.epoch, commit.expected_offset, commit.offset, commit.timestamp, group, policy.max_events,
-            policy.max_age_ms, keys.channel, publish_head(self.origin, commit.epoch), self.origin, len(writes),
+            policy.max_age_ms, group_head(stream, group, commit.epoch), len(writes),
         ]
         for write in writes:
             args += write
         args.append(len(events))
         for event_offset, event_timestamp, body in events:
             args += (event_offset, event_timestamp, body)
-        script, script_keys = "COMMIT", keys.as_list()
-        if records.needs_records(commit):  # expiries, idempotency records or deletes: see records.py
-            script, script_keys = "COMMIT_WITH_RECORDS", script_keys + records.extra_keys(self.keys, stream, group)
-            args += records.extra_args(commit)
-        reply = await self._call(
-            f"committing to {stream}/{group}", self._pipeline.call(self._script(script), script_keys, args)
-        )
+        self.client  # noqa: B018 - raises StorageError when not open
+        if records.needs_records(commit):  # expiries, idempotency records or deletes: one call (records.py)
+            reply = await self._call(f"committing to {stream}/{group}", self._script("COMMIT_WITH_RECORDS")(
+                keys=keys.as_list() + records.extra_keys(self.keys, stream, group),
+                args=[self.origin, "PUBLISH", self.keys.channel, message_head(self.origin), *args,
+                      *records.extra_args(commit)]))
+        else:
+            reply = await self._call(f"committing to {stream}/{group}", self._pipeline.commit(keys.as_list(), args))
         if reply[0] == 1:
             return int(reply[1])
         if reply[0] == 2:
@@ -230,6 +232,15 @@ class RedisStorage(SharedStorage):
         if len(reply) > 3 and reply[3] is not None:
             conflict.missed = [decode_entry(entry) for entry in reply[3]]
         raise conflict
+
+    def _commit_call(self, commits: Sequence[Any]) -> tuple[Any, list[str], list[Any]]:
+        """The queued commits of many groups as one COMMIT call (see pipeline.py)."""
+        keys: list[str] = []
+        args: list[Any] = [self.origin, "PUBLISH", self.keys.channel, message_head(self.origin), len(commits)]
+        for call in commits:
+            keys += call.keys
+            args += call.args
+        return self._scripts["COMMIT"], keys, args
 
     async def reserve(self, stream: str, group: str, *, count: int, now: int) -> GroupPosition:
         keys = self.keys.group(stream, group)

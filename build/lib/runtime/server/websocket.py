@@ -1,0 +1,464 @@
+"""The WebSocket stream listener: Motia's stream protocol on raw Trio sockets.
+
+wsproto does the handshake and parses what clients send; what the server
+sends is framed here, once per event (`ws_protocol.event_frame`), and the
+same bytes go to every matching connection's outbox. Each connection is a
+small actor with two tasks in its own nursery — a reader that handles
+frames strictly in arrival order, and a writer; its pings come from the
+server's one `Heartbeat` (heartbeat.py) — and a cleanup that
+runs however the connection ends (client close, network drop, slow-consumer
+policy, server shutdown) and leaves nothing behind: no task, no
+registration in any group, no buffer.
+
+Frames are written by the server's one `Flusher` task, not by each
+connection's writer: a fan-out to a thousand connections then costs one
+task wake-up, not a thousand. The writer wakes only when its socket would
+block (it then writes, waiting until writable, and hands the outbox back
+once drained), for a resync, and for the final flush when the connection
+closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import orjson
+import trio
+from werkzeug.datastructures import Headers
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from actors import ActorStopped
+
+from ..errors import StreamNotFound
+from .auth import (
+    AuthRequest,
+    Refused,
+    Subscription,
+    authenticate,
+    check_access,
+    notify_leave,
+    parse_query,
+    token_from,
+)
+from .bind import open_listeners
+from .flusher import Flusher
+from .heartbeat import Heartbeat
+from .metrics import ServerMetrics
+from .outbox import Outbox
+from .settings import SLOW_CLOSE, ServerSettings
+from .ws_protocol import (
+    BadFrame,
+    JoinCommand,
+    LeaveCommand,
+    bad_frame_error,
+    close_frame,
+    event_frame,
+    join_error_frame,
+    not_found_frame,
+    parse_client_message,
+    ping_frame,
+    refusal_frames,
+)
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["WebSocketServer"]
+
+logger = logging.getLogger("runtime.server")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_SLOW = 4008
+
+
+#: How a connection that the network dropped shows itself: nothing to report.
+_NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError, LocalProtocolError)
+
+
+def _bytes_after_request(ws: WSConnection) -> bytes:
+    """What the client sent after its upgrade request, in the reads that carried the request.
+
+    A client that sends its first frames without waiting for the 101 (RFC 6455
+    says it must wait; some do not, and TCP may deliver both in one read) would
+    otherwise lose them silently: wsproto's server handshake starts the frame
+    parser without the bytes h11 read past the request
+    (tests/server/test_websocket.py pins this, should wsproto change).
+    """
+    h11_connection = getattr(ws.handshake, "_h11_connection", None)
+    return h11_connection.trailing_data[0] if h11_connection is not None else b""
+
+
+class Connection:
+    """One client: its subscriptions, its outbox, its tasks."""
+
+    def __init__(self, server: WebSocketServer, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.SERVER)
+        # the flusher writes to sockets; other streams (tests' memory streams) keep their own writer
+        flusher = server.flusher if isinstance(stream, trio.SocketStream) else None
+        if flusher is not None and not flusher.running:
+            flusher = None
+        self.outbox = Outbox(
+            server.settings.outbox_limit, event_frame, metrics=server.metrics, on_overflow=self._overflowed,
+            on_ready=None if flusher is None else flusher.mark,
+            fd=-1 if flusher is None else stream.socket.fileno(),
+        )
+        #: (code, reason) when the connection is being ended at once (slow-consumer close, ping
+        #: timeout): its tasks are cancelled and the close frame is written best effort.
+        self._abort: tuple[int, str] | None = None
+        self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
+        self.auth_context: Any = None
+        self._early_events: list[Any] = []
+        #: Heartbeat bookkeeping (heartbeat.py): pings sent, and the last one a pong answered.
+        self.pings_sent = 0
+        self.pings_answered = 0
+        self._open = False
+        self._cancel: trio.CancelScope | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        server = self.server
+        try:
+            with trio.move_on_after(server.settings.ws_handshake_timeout) as handshake:
+                accepted = await self._handshake()
+            if handshake.cancelled_caught or not accepted:
+                return
+            server.connections.add(self)
+            self._open = True
+            server.heartbeat.watch(self)
+            server.metrics.connections["websocket"] += 1
+            try:
+                with trio.CancelScope() as self._cancel:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._writer, nursery.cancel_scope)
+                        await self._reader()
+                        # the client said goodbye: flush what is queued, then stop
+                        self.outbox.close()
+            finally:
+                self.outbox.detach()  # the flusher never writes to a connection that is ending
+                self._open = False
+                server.connections.discard(self)
+                server.metrics.connections["websocket"] -= 1
+                with trio.move_on_after(server.settings.shutdown_timeout, shield=True):
+                    await self._cleanup()
+                if self._abort is not None and not self.outbox.writing:
+                    with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
+                        # after any part of a frame the socket did not take, so the close frame stays whole
+                        await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
+        except _NETWORK_ERRORS:
+            pass  # the network went away; cleanup above already ran
+        except BaseExceptionGroup as group:
+            _, rest = group.split(_NETWORK_ERRORS)
+            if rest is not None:
+                raise rest from None
+        finally:
+            with trio.move_on_after(1, shield=True):
+                await self.stream.aclose()
+
+    async def _cleanup(self) -> None:
+        self.outbox.close()
+        for subscription_id in list(self.subscriptions):
+            await self._leave(subscription_id)
+
+    def _overflowed(self) -> None:
+        """The group dropped our backlog. Under the close policy, end now: the
+        writer may be stuck on a client that reads nothing, and must not wait."""
+        if self.server.settings.slow_consumer == SLOW_CLOSE and self._abort is None:
+            self.server.metrics.slow_consumer_closes += 1
+            self._end_now(CLOSE_SLOW, "slow")
+
+    def _end_now(self, code: int, reason: str) -> None:
+        """End the connection without waiting for its client to read what is queued."""
+        if self._abort is None:
+            self._abort = (code, reason)
+            self.outbox.flushing = False
+            if self._cancel is not None:
+                self._cancel.cancel()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Queue a close frame and end the connection once it is written."""
+        try:
+            data = self.ws.send(CloseConnection(code=code, reason=reason))
+        except LocalProtocolError:
+            data = close_frame(code, reason)
+        self.outbox.push_raw(data)
+        self.outbox.close()
+
+    # -- handshake ------------------------------------------------------------------
+
+    async def _handshake(self) -> bool:
+        request = None
+        received = 0
+        while request is None:
+            data = await self.stream.receive_some(16384)
+            if not data:
+                return False
+            received += len(data)
+            if received > 16384:
+                await self.stream.send_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n")
+                return False
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                if isinstance(event, Request):
+                    request = event
+                    break
+        # the same shapes as over HTTP: case-insensitive headers, repeated query names as lists
+        headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.extra_headers])
+        target = urlsplit(request.target)
+        query = parse_query(target.query)
+        offered = list(request.subprotocols)
+        subprotocol_token = None
+        chosen = None
+        if "Authorization" in offered:
+            chosen = "Authorization"
+            others = [p for p in offered if p != "Authorization"]
+            subprotocol_token = others[0] if others else None
+        settings = self.server.settings
+        if not settings.origin_allowed(headers.get("origin")):
+            await self._reject(403, "ORIGIN_NOT_ALLOWED", "this origin may not subscribe")
+            return False
+        peer = self.stream.socket.getpeername() if hasattr(self.stream, "socket") else None
+        auth_request = AuthRequest(
+            headers=headers, path=target.path or "/", query_params=query, addr=tuple(peer[:2]) if peer else None,
+            token=token_from(headers, query, subprotocol_token),
+        )
+        try:
+            self.auth_context = await authenticate(self.server.app.authenticate, auth_request)
+        except Refused as refused:
+            await self._reject(refused.status, refused.code, str(refused))
+            return False
+        await self.stream.send_all(self.ws.send(AcceptConnection(subprotocol=chosen)))
+        # Keep only the frame protocol: the handshake machinery (h11 and its
+        # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
+        self._early_events = list(self.ws.events())
+        connection = self.ws.connection
+        assert connection is not None  # the handshake was accepted just above
+        early = _bytes_after_request(self.ws)
+        if early:
+            connection.receive_data(early)
+            self._early_events += connection.events()
+        self.ws = connection  # type: ignore[assignment]  # the frame protocol alone, from here on
+        return True
+
+    async def _reject(self, status: int, code: str, message: str) -> None:
+        body = orjson.dumps({"error": {"code": code, "message": message}})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        data = self.ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += self.ws.send(RejectData(data=body))
+        await self.stream.send_all(data)
+
+    # -- tasks ----------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        message: list[Any] = []  # one message's frames: all str or all bytes
+        size = 0
+        limit = self.server.settings.ws_max_message
+        # events wsproto had already parsed when the handshake completed
+        pending: Any = self._early_events
+        self._early_events = []
+        while True:
+            for event in pending:
+                if isinstance(event, (TextMessage, BytesMessage)):
+                    part = event.data  # the limit is in bytes: a text frame's are its UTF-8
+                    size += len(part) if not isinstance(part, str) or part.isascii() else len(part.encode())
+                    if size > limit:
+                        self.close(CLOSE_TOO_BIG, "frame too big")
+                        return
+                    message.append(part)
+                    if event.message_finished:
+                        data = "".join(message) if isinstance(event, TextMessage) else b"".join(message)
+                        message, size = [], 0
+                        await self.outbox.wait_for_room()  # what the client causes is bounded here
+                        await self._handle(data)
+                elif isinstance(event, Ping):
+                    await self.outbox.wait_for_room()
+                    self.outbox.push_raw(self.ws.send(event.response()))
+                elif isinstance(event, Pong):
+                    self.server.heartbeat.answered(self)
+                elif isinstance(event, CloseConnection):
+                    try:
+                        self.outbox.push_raw(self.ws.send(event.response()))
+                    except LocalProtocolError:
+                        pass
+                    return
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return  # the peer went away without a close frame
+            self.ws.receive_data(data)
+            pending = self.ws.events()
+
+    async def _writer(self, connection_scope: trio.CancelScope) -> None:
+        """Writes only what the flusher handed back, resyncs, and the final flush."""
+        outbox = self.outbox
+        while True:
+            await outbox.wait()
+            if self._abort is not None:
+                await trio.sleep_forever()  # already cancelled: ending at once
+            if outbox.needs_resync and not outbox.closed:
+                await self._resync()
+            if outbox.flushing and not outbox.closed:
+                continue  # woken for the resync only: the flusher writes the frames
+            if not await outbox.write_out(self.stream) and outbox.closed:
+                connection_scope.cancel()  # everything written: end the reader too
+                return
+
+    # -- heartbeat (called by the server's `Heartbeat`) -----------------------------
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def ping(self) -> None:
+        self.outbox.push_raw(ping_frame(b"hb"))
+
+    def timed_out(self) -> None:
+        # at once: a client that answers no ping may read nothing either, and a queued close
+        # frame would wait behind everything it has not read
+        self._end_now(CLOSE_GOING_AWAY, "ping timeout")
+
+    # -- protocol -------------------------------------------------------------------
+
+    async def _handle(self, data: str | bytes) -> None:
+        command = parse_client_message(data)
+        if isinstance(command, BadFrame):
+            self.outbox.push_raw(bad_frame_error(command.message))
+        elif isinstance(command, JoinCommand):
+            await self._join(command)
+        else:
+            await self._leave_command(command)
+
+    async def _join(self, command: JoinCommand) -> None:
+        server = self.server
+        engine = server.app.engine
+        timestamp = engine.clock()
+        most = server.settings.ws_max_subscriptions
+        if command.subscription_id not in self.subscriptions and len(self.subscriptions) >= most:
+            self.outbox.push_raw(join_error_frame(
+                command.stream, command.group, command.item_id, timestamp, "TOO_MANY_SUBSCRIPTIONS",
+                f"at most {most} subscriptions per connection"))
+            return
+        try:
+            definition = engine.definition(command.stream)
+        except StreamNotFound:
+            self.outbox.push_raw(not_found_frame(command.stream, command.group, command.item_id, timestamp))
+            return
+        subscription = Subscription(command.stream, command.group, command.item_id)
+        try:
+            await check_access(server.app, definition.config, subscription, self.auth_context)
+        except Refused as refused:
+            frames = refusal_frames(command.stream, command.group, command.item_id, timestamp, str(refused))
+            self.outbox.push_raw(frames)
+            return
+        previous = self.subscriptions.get(command.subscription_id)
+        if previous is not None and previous[:2] != (command.stream, command.group):
+            await self._leave(command.subscription_id)  # replaced by a join elsewhere: on_leave, uncounted
+            previous = None
+        try:
+            await engine.join(self.outbox, command.stream, command.group, subscription_id=command.subscription_id,
+                              item_id=command.item_id, since=command.since)
+        except Exception as exc:  # noqa: BLE001 - answered to this client only
+            logger.error("websocket join to %s/%s failed: %r", command.stream, command.group, exc)
+            self.outbox.push_raw(join_error_frame(command.stream, command.group, command.item_id, engine.clock(),
+                                                  "JOIN_FAILED", f"join failed: {type(exc).__name__}"))
+            await self._notify_leave(subscription)  # on_join ran for a join that was not made
+            return
+        if previous is None:
+            server.metrics.subscriptions["websocket"] += 1
+        else:  # replaced in the same group: the registration was swapped, the old one has left
+            await self._notify_leave(Subscription(*previous))
+        self.subscriptions[command.subscription_id] = (command.stream, command.group, command.item_id)
+
+    async def _leave_command(self, command: LeaveCommand) -> None:
+        if command.subscription_id in self.subscriptions:
+            await self._leave(command.subscription_id)
+
+    async def _leave(self, subscription_id: str) -> None:
+        stream, group, item_id = self.subscriptions.pop(subscription_id)
+        self.server.metrics.subscriptions["websocket"] -= 1
+        try:
+            await self.server.app.engine.leave(self.outbox, stream, group, subscription_id)
+        except (ActorStopped, RuntimeError):
+            pass  # the engine is gone (shutdown): so is the registration
+        await self._notify_leave(Subscription(stream, group, item_id))
+
+    async def _notify_leave(self, subscription: Subscription) -> None:
+        try:
+            await notify_leave(self.server.app, subscription, self.auth_context)
+        except Exception:  # noqa: BLE001 - a failing hook must not stop the cleanup
+            logger.exception("on_leave for %s/%s raised", subscription.stream_name, subscription.group_id)
+
+    async def _resync(self) -> None:
+        """Dropped backlog: a fresh sync for every subscription, in order."""
+        self.server.metrics.resyncs += 1
+        engine = self.server.app.engine
+        subscriptions = list(self.subscriptions.items())
+        self.outbox.begin_resync((stream, group) for _, (stream, group, _) in subscriptions)
+        for subscription_id, (stream, group, item_id) in subscriptions:
+            try:
+                await engine.join(self.outbox, stream, group, subscription_id=subscription_id, item_id=item_id)
+            except Exception as exc:  # noqa: BLE001 - one group's resync fails alone, the rest go on
+                logger.error("resync of %s/%s failed: %r", stream, group, exc)
+                self.outbox.abandon_resync(stream, group)
+            if self.subscriptions.get(subscription_id) != (stream, group, item_id):
+                # left (or replaced) while we re-joined: undo the registration we just made
+                await engine.leave(self.outbox, stream, group, subscription_id)
+
+
+class WebSocketServer:
+    """Accepts connections on the stream port and owns their tasks."""
+
+    def __init__(self, app: App, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.connections: set[Connection] = set()
+        #: Writes every connection's frames (see flusher.py); runs in `serve`'s nursery.
+        self.flusher: Flusher | None = Flusher()
+        #: Pings every connection and closes the silent ones; runs in `serve`'s nursery.
+        self.heartbeat = Heartbeat(ping_interval=settings.ws_ping_interval, pong_timeout=settings.ws_pong_timeout)
+
+    async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.flusher is not None:
+                await nursery.start(self.flusher.run)
+            await nursery.start(self.heartbeat.run)
+            listeners = await open_listeners(self.settings.stream_port, self.settings.host,
+                                             reuse_port=self.settings.reuse_port)
+            await nursery.start(
+                lambda task_status: trio.serve_listeners(
+                    self._handle, listeners, handler_nursery=nursery, task_status=task_status,
+                )
+            )
+            host, port = listeners[0].socket.getsockname()[:2]
+            task_status.started(f"ws://{host}:{port}")
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        try:
+            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
+        except (OSError, AttributeError):
+            pass
+        await Connection(self, stream).run()
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Shutdown: every connection gets ``code`` (1001) once its queue is written."""
+        for connection in list(self.connections):
+            connection.close(code, "server shutting down")
+
+

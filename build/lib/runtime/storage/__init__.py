@@ -1,0 +1,68 @@
+"""Storage backends behind one interface, chosen by a URL (``--storage``).
+
+``open_storage`` only builds the object; open it with ``async with storage:``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from runtime.storage.base import (
+    ConflictError,
+    GroupCommit,
+    GroupState,
+    HistoryPolicy,
+    QueuedMessage,
+    Storage,
+    StoredEvent,
+)
+from runtime.storage.memory import MemoryStorage
+from runtime.storage.redis import RedisStorage
+from runtime.storage.sqlite import SQLiteStorage
+
+__all__ = [
+    "ConflictError",
+    "GroupCommit",
+    "GroupState",
+    "HistoryPolicy",
+    "MemoryStorage",
+    "QueuedMessage",
+    "RedisStorage",
+    "SQLiteStorage",
+    "Storage",
+    "StoredEvent",
+    "open_storage",
+]
+
+SUPPORTED_URLS = (
+    "'memory', 'sqlite:PATH', 'sqlite:///abs/path', 'sqlite://relative/path' or 'redis://host:port/db'"
+)
+
+
+def open_storage(url: str) -> Storage:
+    """The backend a storage URL names.
+
+    ``memory`` (or ``memory://``) keeps everything in this process.
+    ``sqlite:PATH`` is a file, relative to the working directory unless
+    absolute; ``sqlite:///abs/path`` and ``sqlite://relative/path`` are the
+    URL spellings of the same. Missing parent directories are created when the
+    storage opens. ``redis://host:port/db`` (or ``rediss://`` for TLS) is a
+    Redis that several processes share; ``?prefix=`` namespaces its keys and
+    ``?timeout=`` bounds each command in seconds. Anything else raises
+    ``ValueError``.
+    """
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme == "memory" and rest in ("", "//"):
+        return MemoryStorage()
+    if scheme == "sqlite" and sep:
+        path = rest
+        if path.startswith("///"):
+            path = path[2:]  # keep one slash: absolute
+        elif path.startswith("//"):
+            path = path[2:]  # relative
+        if path:
+            return SQLiteStorage(os.path.expanduser(path))
+    if scheme in ("redis", "rediss") and rest.startswith("//"):
+        return RedisStorage(url)
+    raise ValueError(f"unsupported storage URL {url!r}: use {SUPPORTED_URLS}")

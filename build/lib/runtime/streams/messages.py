@@ -1,0 +1,103 @@
+"""Messages a group actor understands. Plain frozen data, built by the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+
+from .subscribers import Subscriber
+
+__all__ = [
+    "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent",
+    "Join", "Joined", "Leave", "GroupStats", "MUTATIONS",
+]
+
+
+@attrs.frozen(slots=True)
+class GetItem:
+    item_id: str
+
+
+@attrs.frozen(slots=True)
+class ListItems:
+    pass
+
+
+@attrs.frozen(slots=True)
+class SetItem:
+    item_id: str
+    data: dict[str, Any]  # already checked to be JSON and copied by the caller
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class UpdateItem:
+    item_id: str
+    ops: list[Any]
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class UpdateMany:
+    """Several updates in one message: one ask, one task switch, many ops.
+
+    ``entries`` is a list of ``(item_id, ops)``, checked by the caller. The
+    group applies them in order, all or none (see ``Stream.update_many``).
+    """
+
+    entries: list[tuple[str, list[Any]]]
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class DeleteItem:
+    item_id: str
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class SendEvent:
+    item_id: str | None
+    type: str
+    data: Any
+    trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Join:
+    """Snapshot (or replay) and registration in one turn of the group actor.
+
+    ``since`` is ``(epoch, offset)`` to resume from, or None for a sync.
+    """
+
+    subscriber: Subscriber
+    subscription_id: Hashable
+    item_id: str | None = None
+    since: tuple[str, int] | None = None
+
+
+@attrs.frozen(slots=True)
+class Joined:
+    """The reply to a join: where the subscriber now stands."""
+
+    epoch: str
+    offset: int
+    resumed: bool
+    replayed: int
+
+
+@attrs.frozen(slots=True)
+class Leave:
+    subscriber: Subscriber
+    subscription_id: Hashable
+
+
+@attrs.frozen(slots=True)
+class GroupStats:
+    """Ask for a group's figures (subscribers, offset, size): for metrics and tests."""
+
+
+#: Messages that change state (or emit): they are grouped into one commit.
+MUTATIONS = (SetItem, UpdateItem, UpdateMany, DeleteItem, SendEvent)
