@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import orjson
+import httpx
 
-from runtime import App
+from tests.server.conftest import serve_process
 
 from .markdown import ROOT, blocks, shown_outputs
 
 
-def test_the_readme_curl_line_shows_what_the_counter_answers():
+async def test_the_readme_curl_line_shows_what_a_real_server_answers():
     (sh,) = [b for b in blocks(ROOT / "README.md") if b.language == "sh" and "counters/clicks" in b.body]
     assert "make serve EXAMPLE=counter" in sh.body  # the server the curl lines talk to
     ((command, shown),) = shown_outputs(sh)
     assert command == "curl -X POST 'localhost:3111/counters/clicks?by=5'"
-
-    async def answer() -> bytes:
-        async with App.from_directory(ROOT / "examples" / "counter") as app:  # memory: a fresh start
-            response = await app.request("POST", "/counters/clicks?by=5")
-            return orjson.dumps(response.body)
-
-    import trio
-
-    assert trio.run(answer).decode() == shown
+    # `make serve EXAMPLE=counter` on free ports, on a fresh start (memory storage)
+    async with serve_process(str(ROOT / "examples" / "counter"), "--storage", "memory") as (_process, url):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            response = await client.post("/counters/clicks?by=5")
+    assert response.status_code == 200 and response.text == shown
 
 
 def test_the_readme_counter_code_is_the_example_project():

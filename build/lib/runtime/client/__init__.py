@@ -8,6 +8,13 @@
             print(change.kind, change.item_id, change.data)
 
 See docs/client.md.
+
+Owns: the client's connection, subscriptions, the merge of frames into
+state and its resume positions. It talks to the server only over the wire.
+May import: ``runtime.streams.events`` (the envelope and position format,
+pure), Trio, trio-websocket (on first use), orjson.
+Must never be imported by it: ``server``, ``steps``, ``app``; and nothing in
+the server imports the client.
 """
 
 from typing import TYPE_CHECKING, Any

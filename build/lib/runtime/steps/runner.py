@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from typing import Any
 
 import attrs
-import croniter
 import trio
 
 from ..errors import ConfigurationError, StorageError, ValidationError
@@ -137,6 +136,8 @@ class StepRuntime:
                     name=one.name,
                 )
             elif isinstance(trigger, CronTrigger):
+                import croniter  # here, not at the top: ~15 ms of `import runtime` for every user
+
                 if not croniter.croniter.is_valid(trigger.expression) or len(trigger.expression.split()) != 5:
                     raise ValueError(f"step {one.name!r}: invalid cron expression {trigger.expression!r}")
                 self._crons.append((one, trigger))
@@ -388,6 +389,8 @@ class StepRuntime:
     async def _run_cron(self, one: Step, trigger: CronTrigger) -> None:
         """Fire at each tick from now on; ticks missed while down are not replayed."""
         assert self._nursery is not None
+        import croniter
+
         schedule = croniter.croniter(trigger.expression, self.clock.now())
         while True:
             tick = schedule.get_next(float)

@@ -1,11 +1,24 @@
 """Storage backends behind one interface, chosen by a URL (``--storage``).
 
+Owns: the `Storage` interface and its records (base.py), `SharedStorage`
+for backends several processes write, and the backends: memory, SQLite,
+Redis (storage/redis/, with its queue transport). A new backend implements
+base.py's abstract methods and gets a URL scheme in `open_storage`.
+May import: ``runtime.errors``, Trio, attrs and each backend's own client
+library (RedisQueues implements steps/transport.py's protocol by shape,
+without importing it).
+Must never be imported by it: ``streams``, ``steps``, ``server``, ``app``
+(storage never interprets items or update ops).
+
 ``open_storage`` only builds the object; open it with ``async with storage:``.
+Redis support (coredis, ~150 ms to import) loads when a ``redis://`` URL is
+opened or `RedisStorage` is first named, never for a user without Redis.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from runtime.storage.base import (
     ConflictError,
@@ -17,8 +30,10 @@ from runtime.storage.base import (
     StoredEvent,
 )
 from runtime.storage.memory import MemoryStorage
-from runtime.storage.redis import RedisStorage
 from runtime.storage.sqlite import SQLiteStorage
+
+if TYPE_CHECKING:
+    from runtime.storage.redis import RedisStorage
 
 __all__ = [
     "ConflictError",
@@ -64,5 +79,15 @@ def open_storage(url: str) -> Storage:
         if path:
             return SQLiteStorage(os.path.expanduser(path))
     if scheme in ("redis", "rediss") and rest.startswith("//"):
+        from runtime.storage.redis import RedisStorage
+
         return RedisStorage(url)
     raise ValueError(f"unsupported storage URL {url!r}: use {SUPPORTED_URLS}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisStorage":
+        from runtime.storage.redis import RedisStorage
+
+        return RedisStorage
+    raise AttributeError(f"module 'runtime.storage' has no attribute {name!r}")

@@ -44,28 +44,26 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
-
-import fastjsonschema
-import jsonschema
-from jsonschema.validators import validator_for
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ValidationError
 
 from .ops import json_type_name
 
+if TYPE_CHECKING:
+    import jsonschema
+
+# jsonschema and fastjsonschema (~60 ms to import) load when the first schema
+# is compiled, not with `import runtime`: a project without schemas never pays.
+
 __all__ = ["Validator", "compile_schema", "SHORTHAND_TYPES"]
 
 SHORTHAND_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
-#: Drafts for which fastjsonschema generates code with the same meaning.
-_SAME_DRAFT_IN_BOTH = (
-    jsonschema.Draft4Validator,
-    jsonschema.Draft6Validator,
-    jsonschema.Draft7Validator,
-)
+#: Drafts (jsonschema's validator class names) for which fastjsonschema generates code with the same meaning.
+_SAME_DRAFT_IN_BOTH = frozenset({"Draft4Validator", "Draft6Validator", "Draft7Validator"})
 #: Drafts fastjsonschema does not implement: it reads them as draft 7.
-_READ_AS_DRAFT7 = (jsonschema.Draft201909Validator, jsonschema.Draft202012Validator)
+_READ_AS_DRAFT7 = frozenset({"Draft201909Validator", "Draft202012Validator"})
 
 #: 2019-09 / 2020-12 keywords that draft 7 (so fastjsonschema) ignores:
 #: with any of them the fast path could accept an invalid value.
@@ -191,6 +189,9 @@ def _shorthand_to_json_schema(shorthand: dict[str, str]) -> dict[str, Any]:
 
 def _draft_of(json_schema: dict[str, Any]) -> type[jsonschema.protocols.Validator]:
     """The draft ``$schema`` names, Draft 2020-12 without one."""
+    import jsonschema
+    from jsonschema.validators import validator_for
+
     if "$schema" not in json_schema:
         return jsonschema.Draft202012Validator
     if not isinstance(json_schema["$schema"], str):
@@ -202,6 +203,8 @@ def _draft_of(json_schema: dict[str, Any]) -> type[jsonschema.protocols.Validato
 
 
 def _check_json_schema(json_schema: dict[str, Any], draft: type[jsonschema.protocols.Validator]) -> None:
+    import jsonschema
+
     try:
         draft.check_schema(json_schema)
     except jsonschema.SchemaError as exc:
@@ -216,6 +219,8 @@ def _check_json_schema(json_schema: dict[str, Any], draft: type[jsonschema.proto
 
 
 def _compile_fast(json_schema: dict[str, Any]) -> Callable[[Any], Any]:
+    import fastjsonschema
+
     try:
         return fastjsonschema.compile(
             json_schema,
@@ -228,6 +233,8 @@ def _compile_fast(json_schema: dict[str, Any]) -> Callable[[Any], Any]:
 
 
 def _refuse_remote_ref(uri: str) -> Any:
+    import fastjsonschema
+
     raise fastjsonschema.JsonSchemaDefinitionException(f"remote $ref {uri!r} is not allowed")
 
 
@@ -245,9 +252,9 @@ def _fast_path_is_exact(json_schema: dict[str, Any], draft: type[jsonschema.prot
     ``$ref`` with sibling keywords (ignored by draft 7) and an ``$id``
     below the root (changes how ``$ref`` resolve).
     """
-    if draft in _SAME_DRAFT_IN_BOTH:
+    if draft.__name__ in _SAME_DRAFT_IN_BOTH:
         return True
-    if draft not in _READ_AS_DRAFT7:
+    if draft.__name__ not in _READ_AS_DRAFT7:
         return False
     return all(_reads_the_same_as_draft7(subschema, is_root) for subschema, is_root in _subschemas(json_schema))
 

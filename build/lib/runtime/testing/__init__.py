@@ -6,6 +6,12 @@ enqueue messages, fire cron ticks, subscribe as a client
 (``await sub.expect("create", id=...)``) — everything under
 ``trio.testing.MockClock(autojump_threshold=0)``, so retries, timeouts,
 cron and heartbeats take no real time. See docs/testing.md.
+
+Owns: the in-process harness and its pytest plugin.
+May import: ``runtime.app`` and every layer's public names (it drives an
+app from outside, as a client would; no private attribute of another layer).
+Must never be imported by it: the runtime itself — nothing outside
+``runtime.testing`` and the tests imports it.
 """
 
 from .harness import TestApp, TestHttp, TestResponse, TestSubscription, open_test_app
