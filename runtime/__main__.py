@@ -2,6 +2,8 @@
 
     python -m runtime serve [DIR] [--host H] [--port P] [--stream-port P] [--storage URL] [--log-json]
     python -m runtime tail STREAM GROUP [ITEM] [--url ws://127.0.0.1:3112] [--token T] [--json]
+    python -m runtime dev [DIR]     serve with the console on, reload on change (docs/dev.md)
+    python -m runtime new DIR       a project to start from (docs/dev.md)
 
 serves the project in DIR (default ``.``) until SIGINT or SIGTERM, which
 shut it down gracefully (exit 0). Its default storage is the SQLite file
@@ -30,7 +32,9 @@ import orjson
 import trio
 
 from .client.tail import add_tail_parser, run_tail
+from .dev import add_dev_parser
 from .errors import ConfigurationError, StorageError
+from .scaffold import add_new_parser, run_new
 from .storage import Storage, open_storage
 
 DEFAULT_DB = Path(".runtime") / "runtime.db"
@@ -73,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow browser calls from this origin (repeatable; * for any)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
                        help="only these origins may open stream subscriptions (repeatable)")
+    serve.add_argument("--console-token", help="require this token for the console at /_console/ (needed off loopback)")
+    serve.add_argument("--no-console", dest="console", action="store_false", default=None,
+                       help="no console, even on loopback")
+    add_dev_parser(commands)
+    add_new_parser(commands)
     serve.add_argument("--http", choices=["fast", "asgi"], default="fast",
                        help="what serves the HTTP port: the runtime's own HTTP/1.1 (fast, default; SSE) "
                             "or hypercorn + quart-trio (asgi: TLS, HTTP/2); see docs/http.md")
@@ -167,12 +176,15 @@ async def _serve(args: argparse.Namespace) -> int:
 
             async def run_app(task_status: trio.TaskStatus[object]) -> None:
                 try:
-                    await app.serve(settings, shutdown=shutdown, task_status=task_status)
+                    await app.serve(settings, shutdown=shutdown, console=args.console,
+                                    console_token=args.console_token, task_status=task_status)
                 finally:
                     served.set()
 
             listening = await nursery.start(run_app)
             print(f"listening on {listening.http_url} and {listening.stream_url} (storage {storage_url})", flush=True)
+            if app.console is not None:
+                print(f"console on {app.console.url(listening.http_url)}", flush=True)
             await shutdown.wait()
             with trio.move_on_after(settings.shutdown_timeout * 3):
                 await served.wait()  # streams closed, requests finished, groups drained
@@ -261,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return trio.run(_serve, args)
         except KeyboardInterrupt:
             return 130
+    if args.command == "dev":
+        from .dev import main as dev_main
+
+        return dev_main(args)
+    if args.command == "new":
+        return run_new(args)
     if args.command == "dead-letters":
         storage = _storage_or_report(args.storage or default_storage_url(args.directory))
         if storage is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -69,6 +69,8 @@ class App(SingleUse):
             self.engine, [*project.steps, *steps], clock=clock, queue_concurrency=queue_concurrency,
             queue_visibility_timeout=queue_visibility_timeout,
         )
+        #: The development console, once `serve` turned it on (runtime.console.Console).
+        self.console: Any = None
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike[str], **options: Any) -> App:
@@ -88,6 +90,8 @@ class App(SingleUse):
         settings: Any = None,
         *,
         shutdown: trio.Event | None = None,
+        console: bool | None = None,
+        console_token: str | None = None,
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
@@ -95,12 +99,19 @@ class App(SingleUse):
 
         ``settings`` is a `ServerSettings` (or give its fields as keywords).
         Stops when cancelled, or gracefully once ``shutdown`` is set.
+        The console (``/_console/``, docs/console.md) is on when the host is
+        loopback, or with ``console_token`` on any host; ``console=False``
+        turns it off. It is then ``app.console``.
         """
+        from .console import Console, console_enabled
         from .server.serve import serve
         from .server.settings import ServerSettings
 
         settings = settings or ServerSettings(**options)
-        await serve(self, settings, shutdown=shutdown, task_status=task_status)
+        if self.console is None and console_enabled(settings.host, console, console_token):
+            self.console = Console(self, token=console_token, sse_prefix=settings.sse_prefix).install()
+        with self.console.capturing() if self.console is not None else nullcontext():
+            await serve(self, settings, shutdown=shutdown, task_status=task_status)
 
     async def run(self, *, task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED) -> None:
         """``app = await nursery.start(app.run)``: run until cancelled."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthRequest", "Subscription", "call_hook", "authenticate", "token_from", "Refused", "check_access", "notify_leave",
+    "ConsoleAccess",
 ]
 
 logger = logging.getLogger("runtime.server")
@@ -124,8 +125,19 @@ def _hook_context(app: App, name: str) -> FlowContext:
     return FlowContext(app.steps, step=name, trace_id=new_trace_id(), trigger=TriggerInfo("stream"))
 
 
+class ConsoleAccess:
+    """The auth context of a subscription made with the console token (``--console-token``): an
+    operator watching, who sees every stream whatever ``can_access`` says and joins without
+    ``on_join`` (the console is an observer, not a participant)."""
+
+    def __repr__(self) -> str:
+        return "<ConsoleAccess>"
+
+
 async def check_access(app: App, config: Any, subscription: Subscription, auth_context: Any) -> None:
     """``can_access`` then ``on_join``; raises `Refused` (403) when either says no, or raises."""
+    if isinstance(auth_context, ConsoleAccess):
+        return
     try:
         if config.can_access is not None and not await call_hook(config.can_access, subscription, auth_context):
             raise Refused(403, "STREAM_ACCESS_DENIED", "access to this stream is denied")
@@ -142,6 +154,8 @@ async def check_access(app: App, config: Any, subscription: Subscription, auth_c
 
 async def notify_leave(app: App, subscription: Subscription, auth_context: Any) -> None:
     """Run the stream's ``on_leave`` hook, if any."""
+    if isinstance(auth_context, ConsoleAccess):
+        return  # it never ran on_join
     config = app.engine.definition(subscription.stream_name).config
     if config.on_leave is not None:
         await call_hook(config.on_leave, subscription, _hook_context(app, "on_leave"), auth_context)

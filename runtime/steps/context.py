@@ -97,7 +97,8 @@ class FlowContext:
         """Enqueue ``{"topic": ..., "data": ...}`` for the steps subscribed to the topic."""
         if not isinstance(message, Mapping) or not isinstance(message.get("topic"), str):
             raise TypeError('enqueue takes {"topic": str, "data": ...}')
-        await self._runtime.enqueue(message["topic"], message.get("data"), trace_id=self.trace_id)
+        ids = await self._runtime.enqueue(message["topic"], message.get("data"), trace_id=self.trace_id)
+        self._runtime.tracer.event(self.trace_id, "enqueue", message["topic"], step=self.step, messages=ids)
 
     emit = enqueue
 

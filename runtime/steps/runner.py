@@ -31,12 +31,13 @@ from ..streams.events import Event
 from ..streams.ops import check_json, json_copy
 from ..streams.schema import Validator, compile_schema
 from ..streams.stream import Stream
+from ..streams.tracing import NO_TRACER, Tracer
 from .awaits import forgotten_await, hint
 from .clock import RuntimeClock
 from .context import FlowContext, TriggerInfo, activate, deactivate, new_trace_id
 from .inputs import ApiRequest, ApiResponse, StreamEventInfo, StreamTriggerInput, to_response
 from .queues import LocalQueues
-from .routes import MethodNotAllowed, RouteTable, split_path
+from .routes import MethodNotAllowed, RouteMatch, RouteTable, split_path
 from .step import Step
 from .transport import QueueTransport, Receipt, queue_transport_for
 from .triggers import CronTrigger, HttpTrigger, QueueTrigger, StreamTrigger
@@ -105,6 +106,8 @@ class StepRuntime:
         self._crons: list[tuple[Step, CronTrigger]] = []
         self._nursery: trio.Nursery | None = None
         self._handles: dict[str, Stream] = {}
+        #: Where spans go (the console's trace ring, OpenTelemetry); nowhere by default.
+        self.tracer: Tracer = NO_TRACER
         #: Where queue messages wait and which process fires a cron tick: this process's own
         #: lanes, or the transport of a storage several processes share (transport.py).
         self._transport: QueueTransport = queue_transport_for(
@@ -199,11 +202,19 @@ class StepRuntime:
     # -- invoking -------------------------------------------------------------------
 
     async def invoke(self, one: Step, input: Any, trigger: TriggerInfo, *, trace_id: str | None, condition: Any) -> Any:
-        """Run ``one``'s handler for ``input`` (after its condition) in this task.
+        """Run ``one``'s handler for ``input`` (after its condition) in this task, as one span of its trace.
 
         Exceptions propagate to the caller, who decides (500, retry, log).
         """
-        ctx = FlowContext(self, step=one.name, trace_id=trace_id or new_trace_id(), trigger=trigger, input_value=input)
+        trace_id = trace_id or new_trace_id()
+        with self.tracer.span(trace_id, "step", one.name, trigger=trigger.type) as span:
+            result = await self._invoke(one, input, trigger, trace_id, condition)
+            if result is SKIPPED:
+                span["skipped"] = True
+            return result
+
+    async def _invoke(self, one: Step, input: Any, trigger: TriggerInfo, trace_id: str, condition: Any) -> Any:
+        ctx = FlowContext(self, step=one.name, trace_id=trace_id, trigger=trigger, input_value=input)
         tokens = activate(ctx)
         try:
             if condition is not None and not await self._condition_allows(condition, input, ctx):
@@ -256,6 +267,15 @@ class StepRuntime:
         trace_id = request.trace_id or new_trace_id()
         request.trace_id = trace_id
         match = self.routes.match(request.method, request.path)
+        if isinstance(match, RouteMatch) and match.target.internal:
+            request.path_params = match.params
+            return await _call_internal(match.target, request, trace_id)
+        with self.tracer.span(trace_id, "http", f"{request.method} {request.path}") as span:
+            response = await self._call_http(request, match, trace_id)
+            span["status"] = response.status if response is not None else 200
+            return response
+
+    async def _call_http(self, request: ApiRequest, match: Any, trace_id: str) -> ApiResponse | None:
         if match is None:
             return _error(404, "not_found", trace_id, message=f"no route for {request.method} {request.path}")
         if isinstance(match, MethodNotAllowed):
@@ -264,8 +284,6 @@ class StepRuntime:
             return refusal
         route: HttpRoute = match.target
         request.path_params = match.params
-        if route.internal:
-            return await _call_internal(route, request, trace_id)
         if route.validator is not None:
             try:
                 route.validator.validate(request.body)

@@ -32,10 +32,10 @@ def _catch_all():
 
 async def test_an_internal_route_is_served_as_sent_and_is_not_a_step():
     app = App(steps=[_catch_all()])
-    app.add_internal_route("GET", "/_console/", page)
+    app.add_internal_route("GET", "/_probe/", page)
     app.add_internal_route("GET", "/_client/stream.js", script)
     async with app:
-        response = await app.request("GET", "/_console/")
+        response = await app.request("GET", "/_probe/")
         assert (response.status, response.body) == (200, PAGE)
         assert response.headers["X-Trace-Id"]
         # the literal segments win over the user's /:a/:b, which still answers its own paths
@@ -47,11 +47,11 @@ async def test_an_internal_route_is_served_as_sent_and_is_not_a_step():
 
 async def test_over_http_the_body_and_content_type_are_sent_as_they_are():
     app = App()
-    app.add_internal_route("GET", "/_console/", page)
+    app.add_internal_route("GET", "/_probe/", page)
     app.add_internal_route("GET", "/_client/stream.js", script)
     async with running(app) as (url, _server):
         async with httpx.AsyncClient(base_url=url) as client:
-            response = await client.get("/_console/")
+            response = await client.get("/_probe/")
             assert response.status_code == 200
             assert response.headers["content-type"] == "text/html; charset=utf-8"
             assert response.text == PAGE
@@ -71,10 +71,10 @@ async def test_an_internal_handler_that_raises_is_a_500_and_the_app_carries_on()
         raise RuntimeError("boom")
 
     app = App()
-    app.add_internal_route("GET", "/_console/broken", broken)
-    app.add_internal_route("GET", "/_console/", page)
+    app.add_internal_route("GET", "/_probe/broken", broken)
+    app.add_internal_route("GET", "/_probe/", page)
     async with app:
-        response = await app.request("GET", "/_console/broken")
+        response = await app.request("GET", "/_probe/broken")
         assert response.status == 500
         assert response.body["error"] == "internal" and response.body["trace_id"]
-        assert (await app.request("GET", "/_console/")).status == 200
+        assert (await app.request("GET", "/_probe/")).status == 200
