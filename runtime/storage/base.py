@@ -8,6 +8,14 @@ activation, apply a batch atomically, and refuse a batch computed from a state
 it no longer holds (compare-and-set on epoch and offset), which is what lets a
 shared backend such as Redis detect a second writer for the same group.
 
+Two small indexes ride along with a group's batch, in the same transaction,
+so they can never disagree with the items: each item's expiry time (item
+TTL: the group actor deletes an item once it is due, with an ordinary
+delete event, and a sweeper finds the due groups with ``expiry_due``), and
+the group's idempotency records (the first result of each keyed call, kept
+for a window and bounded in count, read with ``idempotency_get``). Storage
+keeps both; the group decides what they mean.
+
 Queues are just as dumb on this side: the step runner keeps the schedule
 (due times, retries, concurrency) in memory and uses storage only to persist
 each pending message and each dead letter, so a durable backend can hand the
@@ -38,6 +46,7 @@ __all__ = [
     "SharedStorage",
     "GroupState",
     "HistoryPolicy",
+    "IdempotencyRecord",
     "QueuedMessage",
     "Storage",
     "StoredEvent",
@@ -69,8 +78,28 @@ class GroupState:
 
 
 @attrs.frozen(slots=True)
+class IdempotencyRecord:
+    """The first result of a call made with an idempotency key, kept so a repeat can return it.
+
+    ``result`` is a JSON value the group built and alone reads back.
+    """
+
+    key: str
+    result: Any
+    expires_at: int  # ms since the epoch; after it the key may be used afresh
+
+
+@attrs.frozen(slots=True)
 class GroupCommit:
-    """One batch of a group's changes; a backend applies all of it or none of it."""
+    """One batch of a group's changes; a backend applies all of it or none of it.
+
+    Besides the writes and their events, a batch may change item expiries
+    (``expiries``: item id -> ms, or None to clear one; a deleted item's
+    expiry goes with it) and store idempotency records (``records``; a key
+    already stored keeps its first record). The backend then drops records
+    past their ``expires_at`` and keeps at most ``max_records`` per group,
+    the newest.
+    """
 
     epoch: str
     offset: int  # offset after the batch
@@ -78,6 +107,9 @@ class GroupCommit:
     writes: list[tuple[str, dict | None]]  # in order; None deletes; later writes of an id win
     events: list[StoredEvent]  # appended to the history, oldest first
     expected_offset: int  # the offset the batch was computed from (compare-and-set)
+    expiries: dict[str, int | None] = attrs.Factory(dict)  # applied after the writes
+    records: list[IdempotencyRecord] = attrs.Factory(list)
+    max_records: int = 10_000
 
 
 @attrs.frozen(slots=True)
@@ -243,6 +275,24 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def list_groups(self, stream: str) -> list[str]:
         """Ids of the stream's groups that hold at least one item, sorted."""
+
+    # -- item expiry and idempotency records (written by ``commit``) -------
+
+    @abc.abstractmethod
+    async def expiry_due(self, stream: str, now: int, limit: int = 100) -> list[str]:
+        """Ids of up to ``limit`` groups of ``stream`` holding an item that expires at or before ``now``."""
+
+    @abc.abstractmethod
+    async def expired_items(self, stream: str, group: str, now: int) -> list[str]:
+        """Ids of the group's items that expire at or before ``now``, soonest first."""
+
+    @abc.abstractmethod
+    async def expiry_next(self, stream: str) -> int | None:
+        """The earliest expiry of any item of ``stream`` (ms), or None when no item has one."""
+
+    @abc.abstractmethod
+    async def idempotency_get(self, stream: str, group: str, keys: Sequence[str], now: int) -> dict[str, Any]:
+        """The stored ``result`` of each of ``keys`` that has a record not yet expired at ``now``."""
 
     # -- key-value state (ctx.state) -------------------------------------
 

@@ -16,7 +16,8 @@ work that keeps storage safe from its callers:
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -28,6 +29,7 @@ from runtime.storage.base import (
     GroupCommit,
     GroupState,
     HistoryPolicy,
+    IdempotencyRecord,
     QueuedMessage,
     Storage,
     StoredEvent,
@@ -47,18 +49,37 @@ class _StoredGroup:
     timestamp: int = 0
     items: dict[str, dict] = attrs.Factory(dict)
     history: deque[StoredEvent] = attrs.Factory(deque)
+    expiries: dict[str, int] = attrs.Factory(dict)  # item id -> ms
+    records: OrderedDict[str, IdempotencyRecord] = attrs.Factory(OrderedDict)  # oldest first
 
     def apply(self, commit: GroupCommit, policy: HistoryPolicy) -> None:
         items = self.items
+        expiries = self.expiries
         for item_id, value in commit.writes:
             if value is None:
                 items.pop(item_id, None)
+                expiries.pop(item_id, None)
             else:
                 items[item_id] = value  # an existing id keeps its place, a new one goes last
+        for item_id, at in commit.expiries.items():
+            if at is None:
+                expiries.pop(item_id, None)
+            else:
+                expiries[item_id] = at
         self.epoch = commit.epoch
         self.offset = commit.offset
         self.timestamp = commit.timestamp
         self._append_history(commit.events, policy)
+        if commit.records or self.records:
+            self._store_records(commit)
+
+    def _store_records(self, commit: GroupCommit) -> None:
+        records = self.records
+        for record in commit.records:
+            records.setdefault(record.key, record)  # the first record of a key stays
+        now = commit.timestamp
+        while records and (len(records) > commit.max_records or next(iter(records.values())).expires_at <= now):
+            records.popitem(last=False)
 
     def _append_history(self, events: list[StoredEvent], policy: HistoryPolicy) -> None:
         if self.history.maxlen != policy.max_events:
@@ -152,6 +173,44 @@ class MemoryStorage(Storage):
         await trio.lowlevel.checkpoint()
         self._check_open()
         return sorted(gid for gid, stored in self._groups.get(stream, {}).items() if stored.items)
+
+    async def expiry_due(self, stream: str, now: int, limit: int = 100) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        due = [
+            gid for gid, stored in self._groups.get(stream, {}).items()
+            if stored.expiries and min(stored.expiries.values()) <= now
+        ]
+        return due[:limit]
+
+    async def expired_items(self, stream: str, group: str, now: int) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        stored = self._groups.get(stream, {}).get(group)
+        if stored is None:
+            return []
+        return [item_id for item_id, at in sorted(stored.expiries.items(), key=lambda pair: pair[1]) if at <= now]
+
+    async def expiry_next(self, stream: str) -> int | None:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return min(
+            (min(stored.expiries.values()) for stored in self._groups.get(stream, {}).values() if stored.expiries),
+            default=None,
+        )
+
+    async def idempotency_get(self, stream: str, group: str, keys: Sequence[str], now: int) -> dict[str, Any]:
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        stored = self._groups.get(stream, {}).get(group)
+        if stored is None:
+            return {}
+        found = {}
+        for key in keys:
+            record = stored.records.get(key)
+            if record is not None and record.expires_at > now:
+                found[key] = record.result
+        return found
 
     async def state_get(self, scope: str, key: str) -> Any | None:
         await trio.lowlevel.checkpoint()

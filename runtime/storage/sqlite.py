@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +99,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX queue_dead_by_seq ON queue_dead (seq)",
         "CREATE INDEX queue_dead_by_topic ON queue_dead (topic, seq)",
     ),
+    # 2 -> 3: item expiries (TTL) and idempotency records, written with a group's batch.
+    (
+        """CREATE TABLE expiries (
+            stream TEXT NOT NULL, grp TEXT NOT NULL, item_id TEXT NOT NULL, at INTEGER NOT NULL,
+            PRIMARY KEY (stream, grp, item_id)) WITHOUT ROWID""",
+        "CREATE INDEX expiries_by_time ON expiries (stream, at)",
+        # seq orders a group's records by first storing, for the count bound.
+        """CREATE TABLE idempotency (
+            stream TEXT NOT NULL, grp TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL, result TEXT NOT NULL,
+            PRIMARY KEY (stream, grp, key)) WITHOUT ROWID""",
+        "CREATE INDEX idempotency_by_seq ON idempotency (stream, grp, seq)",
+        "CREATE INDEX idempotency_by_expiry ON idempotency (stream, grp, expires_at)",
+    ),
 )
 #: The version a file has once opened, kept in ``PRAGMA user_version``.
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -133,6 +147,22 @@ _OLDEST_EVENT = """
     ORDER BY "offset" LIMIT 1"""
 _DELETE_EVENTS_STAMPED_BEFORE = "DELETE FROM history WHERE stream = ? AND grp = ? AND timestamp < ?"
 _DELETE_EVENTS_BELOW_OFFSET = 'DELETE FROM history WHERE stream = ? AND grp = ? AND "offset" < ?'
+
+_DELETE_EXPIRY = "DELETE FROM expiries WHERE stream = ? AND grp = ? AND item_id = ?"
+_UPSERT_EXPIRY = """
+    INSERT INTO expiries (stream, grp, item_id, at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (stream, grp, item_id) DO UPDATE SET at = excluded.at"""
+_DUE_GROUPS = "SELECT DISTINCT grp FROM expiries WHERE stream = ? AND at <= ? LIMIT ?"
+_EXPIRED_ITEMS = "SELECT item_id FROM expiries WHERE stream = ? AND grp = ? AND at <= ? ORDER BY at, item_id"
+_NEXT_EXPIRY = "SELECT MIN(at) FROM expiries WHERE stream = ?"
+
+_MAX_RECORD_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM idempotency WHERE stream = ? AND grp = ?"
+_INSERT_RECORD = """
+    INSERT INTO idempotency (stream, grp, key, seq, expires_at, result) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (stream, grp, key) DO NOTHING"""
+_DELETE_RECORDS_EXPIRED = "DELETE FROM idempotency WHERE stream = ? AND grp = ? AND expires_at <= ?"
+_DELETE_RECORDS_BELOW_SEQ = "DELETE FROM idempotency WHERE stream = ? AND grp = ? AND seq <= ?"
+_SELECT_RECORD = "SELECT result FROM idempotency WHERE stream = ? AND grp = ? AND key = ? AND expires_at > ?"
 
 _STATE_GET = "SELECT value FROM state WHERE scope = ? AND key = ?"
 _STATE_SET = """
@@ -230,7 +260,7 @@ class _PendingCommit:
     error: BaseException | None = None
 
 
-_Prepared = tuple[set[str], list[tuple[str, str]], list[tuple[Any, ...]]]
+_Prepared = tuple[set[str], list[tuple[str, str]], list[tuple[Any, ...]], list[tuple[str, int, str]]]
 
 
 def _prepare(stream: str, group: str, commit: GroupCommit) -> _Prepared:
@@ -241,7 +271,8 @@ def _prepare(stream: str, group: str, commit: GroupCommit) -> _Prepared:
         (stream, group, e.offset, e.timestamp, e.item_id, e.type, _encode(e.data))
         for e in commit.events
     ]
-    return deleted, encoded_upserts, event_rows
+    records = [(record.key, record.expires_at, _encode(record.result)) for record in commit.records]
+    return deleted, encoded_upserts, event_rows, records
 
 
 def _write(
@@ -249,7 +280,7 @@ def _write(
     prepared: _Prepared,
 ) -> None:
     """One group's batch, inside a transaction (or savepoint) the caller opened."""
-    deleted, encoded_upserts, event_rows = prepared
+    deleted, encoded_upserts, event_rows, records = prepared
     key = (stream, group)
     meta = conn.execute(_SELECT_GROUP, key).fetchone()
     stored_epoch, stored_offset = (meta[0], meta[1]) if meta else (None, 0)
@@ -269,6 +300,61 @@ def _write(
     if event_rows:
         conn.executemany(_INSERT_EVENT, event_rows)
     _trim_history(conn, stream, group, commit, policy)
+    if deleted or commit.expiries:
+        _write_expiries(conn, stream, group, deleted, commit.expiries)
+    if records:
+        _write_records(conn, stream, group, records, commit)
+
+
+def _write_expiries(
+    conn: sqlite3.Connection, stream: str, group: str, deleted: set[str], expiries: dict[str, int | None]
+) -> None:
+    """A deleted item's expiry goes with it; then the batch's own changes of expiry."""
+    cleared = deleted | {item_id for item_id, at in expiries.items() if at is None}
+    if cleared:
+        conn.executemany(_DELETE_EXPIRY, [(stream, group, item_id) for item_id in cleared])
+    upserts = [(stream, group, item_id, at) for item_id, at in expiries.items() if at is not None]
+    if upserts:
+        conn.executemany(_UPSERT_EXPIRY, upserts)
+
+
+def _write_records(
+    conn: sqlite3.Connection, stream: str, group: str, records: list[tuple[str, int, str]], commit: GroupCommit
+) -> None:
+    """Store the batch's records (a known key keeps its first), then drop the expired and the oldest."""
+    key = (stream, group)
+    (max_seq,) = conn.execute(_MAX_RECORD_SEQ, key).fetchone()
+    conn.executemany(
+        _INSERT_RECORD,
+        [(stream, group, name, max_seq + n, expires_at, result)
+         for n, (name, expires_at, result) in enumerate(records, start=1)],
+    )
+    conn.execute(_DELETE_RECORDS_EXPIRED, (*key, commit.timestamp))
+    (max_seq,) = conn.execute(_MAX_RECORD_SEQ, key).fetchone()
+    if max_seq > commit.max_records:
+        conn.execute(_DELETE_RECORDS_BELOW_SEQ, (*key, max_seq - commit.max_records))
+
+
+def _expiry_due(conn: sqlite3.Connection, stream: str, now: int, limit: int) -> list[str]:
+    return [grp for (grp,) in conn.execute(_DUE_GROUPS, (stream, now, limit))]
+
+
+def _expired_items(conn: sqlite3.Connection, stream: str, group: str, now: int) -> list[str]:
+    return [item_id for (item_id,) in conn.execute(_EXPIRED_ITEMS, (stream, group, now))]
+
+
+def _expiry_next(conn: sqlite3.Connection, stream: str) -> int | None:
+    (at,) = conn.execute(_NEXT_EXPIRY, (stream,)).fetchone()
+    return at
+
+
+def _idempotency_get(conn: sqlite3.Connection, stream: str, group: str, keys: list[str], now: int) -> dict[str, Any]:
+    found = {}
+    for name in keys:
+        row = conn.execute(_SELECT_RECORD, (stream, group, name, now)).fetchone()
+        if row is not None:
+            found[name] = orjson.loads(row[0])
+    return found
 
 
 def _commit(
@@ -539,6 +625,18 @@ class SQLiteStorage(Storage):
 
     async def list_groups(self, stream: str) -> list[str]:
         return await self._run(_list_groups, stream)
+
+    async def expiry_due(self, stream: str, now: int, limit: int = 100) -> list[str]:
+        return await self._run(_expiry_due, stream, now, limit)
+
+    async def expired_items(self, stream: str, group: str, now: int) -> list[str]:
+        return await self._run(_expired_items, stream, group, now)
+
+    async def expiry_next(self, stream: str) -> int | None:
+        return await self._run(_expiry_next, stream)
+
+    async def idempotency_get(self, stream: str, group: str, keys: Sequence[str], now: int) -> dict[str, Any]:
+        return await self._run(_idempotency_get, stream, group, list(keys), now)
 
     async def state_get(self, scope: str, key: str) -> Any | None:
         return await self._run(_state_get, scope, key)

@@ -142,14 +142,15 @@ async def test_file_has_current_schema_version_and_wal(db_path: Path) -> None:
         conn.close()
 
 
-async def test_version_1_file_is_migrated_to_version_2_keeping_its_data(
+async def test_version_1_file_is_migrated_to_the_current_version_keeping_its_data(
     db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     # Write a file with the version-1 code: only the first migration.
     with monkeypatch.context() as v1:
         v1.setattr(sqlite_backend, "_MIGRATIONS", sqlite_backend._MIGRATIONS[:1])
         v1.setattr(sqlite_backend, "SCHEMA_VERSION", 1)
+        v1.setattr(sqlite_backend, "_write_expiries", lambda *args: None)  # version 1 had no expiries
         async with SQLiteStorage(db_path) as old:
             writer = await GroupWriter.load(old)
             await writer.commit(("a", item("a")), ("b", item("b")))
@@ -160,7 +161,7 @@ async def test_version_1_file_is_migrated_to_version_2_keeping_its_data(
     assert not {"queue_pending", "queue_dead"} & {name for _, name, _ in schema(db_path)}
 
     async with SQLiteStorage(db_path) as upgraded:
-        assert user_version(db_path) == 2
+        assert user_version(db_path) == SCHEMA_VERSION
         assert await upgraded.load_group("todo", "g1") == before
         assert ordered(before.items) == [("a", item("a", v=2)), ("c", item("c"))]
         assert await upgraded.list_groups("todo") == ["g1"]
@@ -176,7 +177,7 @@ async def test_version_1_file_is_migrated_to_version_2_keeping_its_data(
         await writer.commit(("d", item("d")))
         assert (await upgraded.load_group("todo", "g1")).offset == 6
 
-    # A migrated file has exactly the schema of a file created at version 2.
+    # A migrated file has exactly the schema of a file created at the current version.
     fresh = tmp_path / "fresh.sqlite3"
     async with SQLiteStorage(fresh):
         pass

@@ -44,7 +44,7 @@ from ..base import (
     StoredEvent,
     new_epoch,
 )
-from . import scripts
+from . import records, scripts
 from .codec import decode_entry, decode_message, encode_body, encode_message, group_head, message_head
 from .feed import follow_groups
 from .keys import Keys
@@ -137,7 +137,8 @@ class RedisStorage(SharedStorage):
         stack = contextlib.AsyncExitStack()
         try:
             client = await stack.enter_async_context(self._new_client())
-            self._scripts = {name: client.register_script(source) for name, source in scripts.ALL.items()}
+            self._scripts = {name: client.register_script(source)
+                             for name, source in {**scripts.ALL, **records.ALL}.items()}
             self._pipeline = ScriptPipeline(client, self._commit_call)
             await client.set(self.keys.alive, secrets.token_hex(8), condition=coredis.PureToken.NX)
         except BaseException as exc:
@@ -215,7 +216,13 @@ class RedisStorage(SharedStorage):
         for event_offset, event_timestamp, body in events:
             args += (event_offset, event_timestamp, body)
         self.client  # noqa: B018 - raises StorageError when not open
-        reply = await self._call(f"committing to {stream}/{group}", self._pipeline.commit(keys.as_list(), args))
+        if records.needs_records(commit):  # expiries, idempotency records or deletes: one call (records.py)
+            reply = await self._call(f"committing to {stream}/{group}", self._script("COMMIT_WITH_RECORDS")(
+                keys=keys.as_list() + records.extra_keys(self.keys, stream, group),
+                args=[self.origin, "PUBLISH", self.keys.channel, message_head(self.origin), *args,
+                      *records.extra_args(commit)]))
+        else:
+            reply = await self._call(f"committing to {stream}/{group}", self._pipeline.commit(keys.as_list(), args))
         if reply[0] == 1:
             return int(reply[1])
         if reply[0] == 2:
@@ -254,6 +261,32 @@ class RedisStorage(SharedStorage):
     async def list_groups(self, stream: str) -> list[str]:
         members = await self._call(f"listing {stream}", self.client.smembers(self.keys.group(stream, "").groups))
         return sorted(member.decode() for member in members)
+
+    # -- item expiry and idempotency records (records.py) ------------------------------
+
+    async def expiry_due(self, stream: str, now: int, limit: int = 100) -> list[str]:
+        due = await self._call(f"listing the due groups of {stream}", self._script("EXPIRY_DUE")(
+            keys=[records.expiry_index(self.keys, stream)], args=[now, limit]))
+        return [group.decode() for group in due]
+
+    async def expired_items(self, stream: str, group: str, now: int) -> list[str]:
+        ttl = records.RecordKeys.of(self.keys, stream, group).ttl
+        due = await self._call(f"listing the due items of {stream}/{group}",
+                               self._script("EXPIRED_ITEMS")(keys=[ttl], args=[now]))
+        return [item_id.decode() for item_id in due]
+
+    async def expiry_next(self, stream: str) -> int | None:
+        first = await self._call(f"reading the next expiry of {stream}", self._script("EXPIRY_NEXT")(
+            keys=[records.expiry_index(self.keys, stream)], args=[]))
+        return None if first is None else int(float(first))
+
+    async def idempotency_get(self, stream: str, group: str, keys: Sequence[str], now: int) -> dict[str, Any]:
+        if not keys:
+            return {}
+        record_keys = records.RecordKeys.of(self.keys, stream, group)
+        found = await self._call(f"reading idempotency records of {stream}/{group}", self._script(
+            "IDEMPOTENCY_GET")(keys=[record_keys.records, record_keys.records_by_expiry], args=[now, *keys]))
+        return records.decode_found(found)
 
     async def follow(
         self,
