@@ -237,12 +237,12 @@ class PresenceRecords:
                         if message is None or message["type"] != "message":
                             continue
                         self._dispatch(message["data"], changed)
-            except _ERRORS as exc:
+            except* _ERRORS as failure:  # (coredis raises from its own task group: a group)
                 if not started:
                     started = True
                     task_status.started()
                 logger.warning("lost the presence feed at %s (%r); reconnecting in %.1f s",
-                               self.storage.where, exc, delay)
+                               self.storage.where, failure.exceptions[0], delay)
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
