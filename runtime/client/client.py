@@ -48,6 +48,7 @@ from .errors import (
 )
 from .protocol import (
     JOIN_ERROR_CODES,
+    ControlFrame,
     ErrorFrame,
     MalformedFrame,
     Room,
@@ -57,6 +58,7 @@ from .protocol import (
     join_message,
     leave_message,
     parse_frame,
+    refresh_message,
 )
 from .subscription import GroupSubscription, ItemSubscription, Subscription, _call
 
@@ -160,6 +162,17 @@ class StreamClient:
         self._outgoing: deque[tuple[str, Subscription, bool, trio.Event | None]] = deque()
         self._writer_wake = trio.Event()
         self._refusing: tuple[Room, Subscription] | None = None
+        #: (ext) live subscriptions the server just ended (``unauthorized``): the error event
+        #: that follows says why (a refused refresh, an expired token)
+        self._ending: tuple[Room, list[Subscription]] | None = None
+        #: (ext) subscriptions ended by an expired token, re-joined once a refresh succeeds
+        self._expired: list[Subscription] = []
+        self._refreshing = False
+        #: (ext) the connection's auth expiry as the server last said (seconds since the epoch), or None
+        self.expires_at: float | None = None
+        #: (ext) successful token refreshes on live connections
+        self.refreshes = 0
+        self._connection_nursery: trio.Nursery | None = None
         self._ws: Any = None
         self._state = IDLE
         self._last_error: BaseException | None = None
@@ -244,15 +257,19 @@ class StreamClient:
     def subscriptions(self) -> list[Subscription]:
         return list(self._subs.values())
 
-    async def subscribe_group(self, stream: str, group: str, sort_key: str | None = None) -> GroupSubscription:
+    async def subscribe_group(self, stream: str, group: str, sort_key: str | None = None, *,
+                              presence: bool = False, presence_data: Any = None) -> GroupSubscription:
         """Subscribe to a whole group; returns once its first sync has arrived.
+
+        (ext) ``presence=True`` also keeps the group's presence (`GroupSubscription.presence`),
+        with ``presence_data`` (a JSON object, at most 1 KiB encoded) as this subscription's own.
 
         Raises `SubscriptionRefused` (``STREAM_ACCESS_DENIED``, ``STREAM_NOT_FOUND``...),
         `Unauthorized` / `Forbidden` when the handshake is rejected, `ClientClosed`.
         While the server is unreachable it keeps waiting (the client retries):
         bound it with ``trio.fail_after`` if needed; a cancelled call leaves nothing behind.
         """
-        sub = GroupSubscription(self, stream, group, sort_key)
+        sub = GroupSubscription(self, stream, group, sort_key, presence=presence, presence_data=presence_data)
         await self._subscribe(sub)
         return sub
 
@@ -365,6 +382,12 @@ class StreamClient:
             _call(listener, state, error)
 
     def _refuse(self, sub: Subscription, code: str, message: Any, data: Any = None) -> None:
+        if code == "TOKEN_EXPIRED" and callable(self._token) and not self._closed and not sub._finished:
+            # (ext) not the end: a new token from the source, then the same join again (resumed)
+            sub._awaiting = False
+            self._expired.append(sub)
+            self._start_refresh()
+            return
         error = SubscriptionRefused(
             code, str(message or code), stream=sub.stream, group=sub.group, item_id=sub.item_id
         )
@@ -386,6 +409,50 @@ class StreamClient:
         if inspect.isawaitable(token):
             token = await token
         return token or None
+
+    # -- token refresh (ext: docs/client.md) ----------------------------------------------------
+
+    def _control(self, frame: ControlFrame) -> None:
+        if frame.type == "refresh_required":
+            self.expires_at = frame.expires_at
+            if callable(self._token):
+                self._start_refresh()
+            else:
+                logger.info("stream client: the server asks for a new token, and the token is fixed: "
+                            "pass token= as a callable to refresh it")
+            return
+        # refreshed
+        self.expires_at = frame.expires_at
+        self.refreshes += 1
+        self._refreshing = False
+        expired, self._expired = self._expired, []
+        for sub in expired:
+            if not sub._finished:
+                self._rejoin(sub, fresh=False)  # resumes from its position: nothing is missed
+
+    def _start_refresh(self) -> None:
+        nursery = self._connection_nursery
+        if self._refreshing or nursery is None:
+            return
+        self._refreshing = True
+        nursery.start_soon(self._refresh, self._ws)
+
+    async def _refresh(self, ws: Any) -> None:
+        """Ask the token source, send ``refresh``; the answer comes as ``refreshed`` or ``REFRESH_FAILED``."""
+        try:
+            token = await self._token_now()
+        except Exception as exc:  # noqa: BLE001 - reported; the server's expiry decides what follows
+            self._refreshing = False
+            self._report(ServerError("TOKEN_SOURCE_FAILED", f"the token source raised {exc!r}"))
+            return
+        if not token or _bad_token(token):
+            self._refreshing = False
+            self._report(ServerError("BAD_TOKEN", "the token source gave no usable token"))
+            return
+        try:
+            await ws.send_message(refresh_message(token))
+        except ConnectionClosed:
+            self._refreshing = False  # the next connection authenticates with a fresh token anyway
 
     # -- the connection task ------------------------------------------------------------------
 
@@ -469,7 +536,10 @@ class StreamClient:
             self._ws = ws
             self._opened = True
             self._pending.clear()
-            self._refusing = None
+            self._refusing = self._ending = None
+            self._expired.clear()  # this connection re-joins them, with a fresh token
+            self._refreshing = False
+            self._connection_nursery = nursery
             subs = list(self._subs.values())
             for sub in subs:
                 sub._disconnected()
@@ -484,6 +554,7 @@ class StreamClient:
                 await self._reader(ws)
             finally:
                 self._ws = None
+                self._connection_nursery = None
                 for _, _, _, sent in self._outgoing:
                     if sent is not None:
                         sent.set()
@@ -518,8 +589,11 @@ class StreamClient:
                                 continue
                             since = sub._begin_join(fresh)
                             self._pending.append(sub)
-                            await ws.send_message(join_message(sub.stream, sub.group, sub.subscription_id,
-                                                               sub.item_id, since))
+                            group_sub = sub if isinstance(sub, GroupSubscription) and sub.wants_presence else None
+                            await ws.send_message(join_message(
+                                sub.stream, sub.group, sub.subscription_id, sub.item_id, since,
+                                presence=group_sub is not None,
+                                presence_data=group_sub.presence_data if group_sub is not None else None))
                         else:
                             await ws.send_message(leave_message(sub.stream, sub.group, sub.subscription_id,
                                                                 sub.item_id))
@@ -546,9 +620,16 @@ class StreamClient:
 
     # -- frames -----------------------------------------------------------------------------
 
-    async def _dispatch(self, frame: StreamFrame | ErrorFrame | MalformedFrame) -> None:
+    async def _dispatch(self, frame: StreamFrame | ErrorFrame | ControlFrame | MalformedFrame) -> None:
         if isinstance(frame, MalformedFrame):
             self._report(ServerError("MALFORMED_FRAME", f"{frame.reason}: {frame.text}"))
+            return
+        if isinstance(frame, ControlFrame):
+            self._control(frame)
+            return
+        if isinstance(frame, ErrorFrame) and frame.code == "REFRESH_FAILED":
+            self._refreshing = False
+            self._report(ServerError(frame.code, frame.message))
             return
         if isinstance(frame, ErrorFrame):
             if frame.code in JOIN_ERROR_CODES:
@@ -560,6 +641,14 @@ class StreamClient:
             return
         room = frame.room
         refusal = frame.refusal_code
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            if refusal is not None and ending[0] == room:  # why the server ended them
+                for sub in ending[1]:
+                    self._refuse(sub, refusal, frame.data.get("message"), frame.data)
+                return
+            for sub in ending[1]:
+                self._refuse(sub, "STREAM_ACCESS_DENIED", "the subscription was ended by the server")
         refusing, self._refusing = self._refusing, None
         if refusing is not None:
             if refusal is not None and refusing[0] == room:  # the error event that follows "unauthorized"
@@ -571,6 +660,10 @@ class StreamClient:
             sub = self._pop_pending(room)
             if sub is not None:
                 self._refusing = (room, sub)  # completed by the error event with its message
+            else:  # (ext) live subscriptions ended: a refresh refused them, or the token expired
+                live = [s for s in self._rooms.get(room, ()) if s._synced and not s._awaiting]
+                if live:
+                    self._ending = (room, live)
             return
         if refusal is not None:
             sub = self._pop_pending(room)

@@ -18,12 +18,18 @@ import orjson
 from ..streams.events import STATE_TYPES, parse_position
 
 __all__ = [
-    "Position", "StreamFrame", "ErrorFrame", "MalformedFrame", "Room", "STATE_TYPES", "REFUSAL_CODES",
-    "JOIN_ERROR_CODES", "parse_frame", "join_message", "leave_message", "frame_rooms", "room_of", "backoff_delay",
+    "Position", "StreamFrame", "ErrorFrame", "ControlFrame", "MalformedFrame", "Room", "STATE_TYPES",
+    "REFUSAL_CODES", "JOIN_ERROR_CODES", "PRESENCE_TYPES", "PresenceEntry", "parse_frame", "join_message",
+    "leave_message", "refresh_message", "frame_rooms", "room_of", "backoff_delay",
 ]
 
 #: Codes of the custom ``error`` event that answers a join that was not made (in the join's envelope).
-REFUSAL_CODES = frozenset({"STREAM_ACCESS_DENIED", "STREAM_NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "JOIN_FAILED"})
+REFUSAL_CODES = frozenset({
+    "STREAM_ACCESS_DENIED", "STREAM_NOT_FOUND", "TOO_MANY_SUBSCRIPTIONS", "JOIN_FAILED", "TOKEN_EXPIRED",
+})
+
+#: (ext) The envelope event types of presence (docs/presence.md): the list, then upserts and removals.
+PRESENCE_TYPES = frozenset({"presence", "presence_join", "presence_leave"})
 
 #: Codes of top-level error frames that answered a join before servers sent them in its envelope
 #: (they name no stream: the oldest unanswered join is meant).
@@ -110,6 +116,24 @@ class ErrorFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlFrame:
+    """(ext) A stream-less frame about the connection: ``refresh_required`` or ``refreshed``;
+    ``expires_at`` is the auth context's expiry (seconds since the epoch) or None."""
+
+    type: str
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    """(ext) One identity present in a group: how many subscriptions it has, and its data."""
+
+    key: str
+    count: int
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class MalformedFrame:
     """Something the client cannot read (not JSON, an unknown frame type, missing fields)."""
 
@@ -122,7 +146,7 @@ def _text(data: str | bytes, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def parse_frame(data: str | bytes) -> StreamFrame | ErrorFrame | MalformedFrame:
+def parse_frame(data: str | bytes) -> StreamFrame | ErrorFrame | ControlFrame | MalformedFrame:
     """One server message (text, or binary holding UTF-8 JSON) → what it is."""
     try:
         message = orjson.loads(data)
@@ -136,6 +160,12 @@ def parse_frame(data: str | bytes) -> StreamFrame | ErrorFrame | MalformedFrame:
         if not isinstance(error, dict):
             return MalformedFrame('an error frame without an "error" object', _text(data))
         return ErrorFrame(str(error.get("code") or "ERROR"), str(error.get("message") or ""))
+    if kind in ("refresh_required", "refreshed"):
+        body = message.get("data")
+        expiry = body.get("expiresAt") if isinstance(body, dict) else None
+        if not isinstance(expiry, (int, float)) or isinstance(expiry, bool):
+            expiry = None
+        return ControlFrame(kind, None if expiry is None else float(expiry))
     if kind != "stream":
         return MalformedFrame(f"unknown frame type {kind!r}", _text(data))
     stream, group, item_id = message.get("streamName"), message.get("groupId"), message.get("id")
@@ -175,13 +205,24 @@ def _body(stream: str, group: str, subscription_id: str, item_id: str | None) ->
 
 
 def join_message(
-    stream: str, group: str, subscription_id: str, item_id: str | None = None, since: Position | None = None
+    stream: str, group: str, subscription_id: str, item_id: str | None = None, since: Position | None = None,
+    *, presence: bool = False, presence_data: Any = None,
 ) -> str:
-    """A join frame; ``since`` asks the server to replay what came after that position."""
+    """A join frame; ``since`` asks the server to replay what came after that position; (ext)
+    ``presence`` asks for the group's presence events, ``presence_data`` is this join's own."""
     body = _body(stream, group, subscription_id, item_id)
     if since is not None:
         body["since"] = since.token
+    if presence:
+        body["presence"] = True
+        if presence_data is not None:
+            body["presenceData"] = presence_data
     return orjson.dumps({"type": "join", "data": body}).decode()
+
+
+def refresh_message(token: str) -> str:
+    """(ext) A new token for the live connection."""
+    return orjson.dumps({"type": "refresh", "data": {"token": token}}).decode()
 
 
 def leave_message(stream: str, group: str, subscription_id: str, item_id: str | None = None) -> str:

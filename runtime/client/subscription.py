@@ -20,7 +20,7 @@ import trio
 
 from .errors import ClientClosed, StreamClientError
 from .merge import Change, GroupState, ItemState, ReplayBuffer, is_duplicate
-from .protocol import Position, Room, StreamFrame
+from .protocol import PRESENCE_TYPES, Position, PresenceEntry, Room, StreamFrame
 
 if TYPE_CHECKING:
     from .client import StreamClient
@@ -429,12 +429,63 @@ class Subscription:
 
 class GroupSubscription(Subscription):
     """A whole group: ``get_state()`` is the list of its items, keyed by ``id``, in insertion
-    order or sorted by ``sort_key``. Frames for single items of the group are routed here too."""
+    order or sorted by ``sort_key``. Frames for single items of the group are routed here too.
 
-    def __init__(self, client: StreamClient, stream: str, group: str, sort_key: str | None = None) -> None:
+    (ext) Subscribed with ``presence=True``, it also keeps the group's presence (`presence`):
+    the list comes after each (re)join's sync and is kept by ``presence_join`` (an upsert) and
+    ``presence_leave`` events, each also given to `on_presence` listeners."""
+
+    def __init__(self, client: StreamClient, stream: str, group: str, sort_key: str | None = None, *,
+                 presence: bool = False, presence_data: Any = None) -> None:
         super().__init__(client, stream, group, None)
         self.sort_key = sort_key
         self._state = GroupState(sort_key)
+        self.wants_presence = presence
+        self.presence_data = presence_data
+        self._presence: dict[str, PresenceEntry] = {}
+        self._presence_listeners: list[Callable[[str, Any], Any]] = []
+
+    @property
+    def presence(self) -> list[PresenceEntry]:
+        """Who is in the group (as last told by the server), sorted by key; empty without ``presence=True``."""
+        return [self._presence[key] for key in sorted(self._presence)]
+
+    def on_presence(self, listener: Callable[[str, Any], Any]) -> None:
+        """``listener(kind, data)`` for each presence event, after `presence` is updated: ``("presence",
+        [PresenceEntry...])``, ``("presence_join", PresenceEntry)``, ``("presence_leave", key)``."""
+        self._presence_listeners.append(listener)
+
+    async def _frame(self, frame: StreamFrame) -> None:
+        if frame.type in PRESENCE_TYPES:
+            self._presence_frame(frame)
+            return
+        await super()._frame(frame)
+
+    def _presence_frame(self, frame: StreamFrame) -> None:
+        if self._finished or not self.wants_presence:
+            return
+        data: Any = frame.data
+        told: Any
+        if frame.type == "presence" and isinstance(data, list):
+            entries = [entry for entry in map(_presence_entry, data) if entry is not None]
+            self._presence = {entry.key: entry for entry in entries}
+            told = self.presence
+        elif frame.type == "presence_join" and (entry := _presence_entry(data)) is not None:
+            self._presence[entry.key] = told = entry
+        elif frame.type == "presence_leave" and isinstance(data, dict) and isinstance(data.get("key"), str):
+            told = data["key"]
+            self._presence.pop(told, None)
+        else:
+            return  # malformed: ignored, as an unknown frame would be
+        for listener in list(self._presence_listeners):
+            _call(listener, frame.type, told)
+
+
+def _presence_entry(data: Any) -> PresenceEntry | None:
+    if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+        return None
+    count = data.get("count")
+    return PresenceEntry(data["key"], count if isinstance(count, int) else 1, data.get("data"))
 
 
 class ItemSubscription(Subscription):

@@ -328,7 +328,9 @@ class PresenceRegistry:
                 view[key] = entry
                 events.append(self._event(stream, group, "presence_join", entry.as_json()))
         if events:
-            for handle in list(state.listeners):
+            # once per subscriber: a connection with two listening subscriptions to the group gets
+            # each change once, as it gets the group's own events (its client routes it to both)
+            for handle in list({handle[0]: handle for handle in state.listeners}.values()):
                 for event in events:
                     self._deliver(handle, stream, group, state, event, initial=False)
 
@@ -344,7 +346,8 @@ class PresenceRegistry:
             handle[0].deliver(event, initial=initial)
         except Exception:  # noqa: BLE001 - a subscriber is a fault boundary: it alone stops hearing presence
             logger.exception("presence listener of %s/%s raised; removed", stream, group)
-            state.listeners.pop(handle, None)
+            for other in [other for other in state.listeners if other[0] is handle[0]]:
+                del state.listeners[other]
 
     def _drop_if_idle(self, where: tuple[str, str], state: _Group) -> None:
         if state.idle and self._groups.get(where) is state:

@@ -261,3 +261,14 @@ async def test_a_clean_exit_withdraws_at_once(redis_url):
         # its subscription never left: the engine's exit withdrew it
         await eventually(lambda: presence_frames(watcher)[-1] == ("presence_leave", {"key": "u1", "count": 0}),
                          timeout=3)
+
+
+async def test_a_subscriber_with_two_listening_subscriptions_gets_each_change_once(backend):
+    async with StreamEngine([room], storage=backend()) as engine:
+        connection = Probe()
+        await engine.presence.join(connection, "room", "g", "a", ("me", {}), listen=True)
+        await engine.presence.join(connection, "room", "g", "b", ("me", {}), listen=True)
+        await engine.presence.join(Probe(), "room", "g", "s", ("u1", {}), listen=False)
+        await settle(engine, connection, 4)
+        assert [kind for kind, _ in presence_frames(connection)] == [
+            "presence", "presence_join", "presence", "presence_join"]
