@@ -30,7 +30,7 @@ from .errors import (
     Unauthorized,
 )
 from .merge import Change
-from .protocol import Position
+from .protocol import Position, PresenceEntry
 from .subscription import ChangeIterator, GroupSubscription, ItemSubscription, Subscription
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StreamClient", "TokenSource", "Subscription", "GroupSubscription", "ItemSubscription", "ChangeIterator", "Change",
-    "Position", "StreamClientError", "ConnectError", "HandshakeRejected", "Unauthorized", "Forbidden",
+    "Position", "PresenceEntry", "StreamClientError", "ConnectError", "HandshakeRejected", "Unauthorized", "Forbidden",
     "SubscriptionRefused", "ServerError", "ClientClosed",
 ]
 

@@ -13,8 +13,7 @@ import trio
 import trio.testing
 
 from runtime import App, Stream, StreamConfig, Unauthorized
-from runtime.client import StreamClient, SubscriptionRefused
-from runtime.client.protocol import PresenceEntry
+from runtime.client import PresenceEntry, StreamClient, SubscriptionRefused
 
 from ..server.conftest import running_ws
 

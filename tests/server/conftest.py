@@ -32,7 +32,8 @@ def serve_command(*args: str) -> list[str]:
 async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
     """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields (process, HTTP URL).
 
-    Waits for its "listening on" line; kills it on the way out if it still runs.
+    Waits for its "listening on" line (the stream port's URL is left on ``process.stream_url``);
+    kills it on the way out if it still runs.
     """
     process = await trio.lowlevel.open_process(
         serve_command(*args, "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=stderr,
@@ -45,7 +46,9 @@ async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncItera
                 chunk = await process.stdout.receive_some(4096)
                 assert chunk, "the server exited before listening"
                 line += chunk
-        yield process, line.decode().split("listening on ", 1)[1].split()[0]
+        words = line.decode().split("listening on ", 1)[1].split()
+        process.stream_url = words[2] if len(words) > 2 and words[1] == "and" else None  # (the WebSocket port)
+        yield process, words[0]
     finally:
         if process.returncode is None:
             process.kill()

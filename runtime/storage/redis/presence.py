@@ -134,8 +134,8 @@ class PresenceRecords:
 
     def __init__(self, storage: RedisStorage) -> None:
         self.storage = storage
-        self.ttl = 10.0
-        self.interval = 3.0
+        self.ttl = storage.presence_timing.get("presence_ttl", 10.0)
+        self.interval = storage.presence_timing.get("presence_interval", 3.0)
         prefix = storage.keys.prefix
         self.procs_key = f"{prefix}:pres-procs"
         self.channel = f"{prefix}:pres-ev"

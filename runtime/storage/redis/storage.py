@@ -90,7 +90,8 @@ class RedisStorage(SharedStorage):
 
     URL query parameters: ``prefix`` (default ``rt``) namespaces every key,
     ``timeout`` (seconds, default 5) bounds every command, so an outage is a
-    clear error and never a hang.
+    clear error and never a hang; ``presence_ttl`` / ``presence_interval``
+    (seconds, default 10 / 3) time presence (docs/presence.md).
     """
 
     durable = True
@@ -107,6 +108,17 @@ class RedisStorage(SharedStorage):
             raise ValueError(f"{url!r}: timeout must be a number of seconds") from None
         if not self.timeout > 0:
             raise ValueError(f"{url!r}: timeout must be positive")
+        #: Presence timing (presence.py): a process's records lapse ``presence_ttl`` s after its last
+        #: heartbeat; heartbeats (and reaps of dead processes) every ``presence_interval`` s.
+        self.presence_timing: dict[str, float] = {}
+        for name in ("presence_ttl", "presence_interval"):
+            if name in query:
+                try:
+                    self.presence_timing[name] = value = float(query.pop(name))
+                except ValueError:
+                    raise ValueError(f"{url!r}: {name} must be a number of seconds") from None
+                if not value > 0:
+                    raise ValueError(f"{url!r}: {name} must be positive")
         rest = urllib.parse.urlencode(query)
         self.url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path, rest, ""))
         self.where = f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 6379}"
