@@ -235,7 +235,7 @@ class PresenceRegistry:
             if identity is not None:
                 state.add(handle, _Member(identity[0], identity[1], self._clock(), next(self._seq)))
                 changed.add(identity[0])
-            await self._changed(stream, group, state, changed)
+            await self._changed(stream, group, state, changed, listen=listen)
             if listen:
                 state.listeners[handle] = None
                 self._send_list(handle, stream, group, state)
@@ -278,15 +278,16 @@ class PresenceRegistry:
 
     # -- computing and telling -----------------------------------------------------------
 
-    async def _changed(self, stream: str, group: str, state: _Group, keys: set[str]) -> None:
-        if not keys:
-            return
+    async def _changed(self, stream: str, group: str, state: _Group, keys: set[str], *, listen: bool = False) -> None:
         records = self._records
         if records is None:
-            self._tell(stream, group, state, {key: state.local_entry(key) for key in keys})
+            if keys:
+                self._tell(stream, group, state, {key: state.local_entry(key) for key in keys})
             return
-        await self._write(records, stream, group, state, keys)
-        await self._refresh(stream, group, state)
+        if keys:
+            await self._write(records, stream, group, state, keys)
+        if state.listeners or listen:  # nobody here to tell: no read (a listener's join reads first)
+            await self._refresh(stream, group, state)
 
     async def _write(self, records: PresenceRecords, stream: str, group: str, state: _Group, keys: set[str]) -> None:
         from ..storage.redis.presence import OriginEntry
@@ -317,16 +318,19 @@ class PresenceRegistry:
     def _tell(self, stream: str, group: str, state: _Group, updates: Mapping[str, PresenceEntry | None]) -> None:
         """Apply ``updates`` (identity -> its entry now, None when gone) and send each change."""
         view = state.view
-        events = []
+        events: list[Event] = []
+        telling = bool(state.listeners)  # (no events are made for a group nobody listens to)
         for key in sorted(updates):
             entry, old = updates[key], view.get(key)
             if entry is None:
                 if old is not None:
                     del view[key]
-                    events.append(self._event(stream, group, "presence_leave", {"key": key, "count": 0}))
+                    if telling:
+                        events.append(self._event(stream, group, "presence_leave", {"key": key, "count": 0}))
             elif old != entry:
                 view[key] = entry
-                events.append(self._event(stream, group, "presence_join", entry.as_json()))
+                if telling:
+                    events.append(self._event(stream, group, "presence_join", entry.as_json()))
         if events:
             # once per subscriber: a connection with two listening subscriptions to the group gets
             # each change once, as it gets the group's own events (its client routes it to both)

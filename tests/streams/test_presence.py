@@ -272,3 +272,12 @@ async def test_a_subscriber_with_two_listening_subscriptions_gets_each_change_on
         await settle(engine, connection, 4)
         assert [kind for kind, _ in presence_frames(connection)] == [
             "presence", "presence_join", "presence", "presence_join"]
+
+
+async def test_an_uncounted_listener_joining_late_gets_the_other_processes_entries(redis_url):
+    async with StreamEngine([room], storage=RedisStorage(redis_url)) as one, \
+            StreamEngine([room], storage=RedisStorage(redis_url)) as two:
+        await one.presence.join(Probe(), "room", "g", "s", ("u1", {}), listen=False)
+        watcher = Probe()
+        await two.presence.join(watcher, "room", "g", "w", None, listen=True)
+        assert presence_frames(watcher) == [("presence", [{"key": "u1", "count": 1, "data": {}}])]
