@@ -54,9 +54,9 @@ from .auth import (
     parse_query,
     token_from,
 )
-from .bind import open_listeners
 from .flusher import Flusher
 from .heartbeat import Heartbeat
+from .listeners import NETWORK_ERRORS, Accepted, Listener
 from .metrics import ServerMetrics
 from .outbox import Outbox
 from .settings import SLOW_CLOSE, ServerSettings
@@ -106,7 +106,7 @@ def _bytes_after_request(ws: WSConnection) -> bytes:
 class Connection:
     """One client: its subscriptions, its outbox, its tasks."""
 
-    def __init__(self, server: WebSocketServer, stream: trio.SocketStream) -> None:
+    def __init__(self, server: WebSocketServer, stream: trio.SocketStream, accepted: Accepted | None = None) -> None:
         self.server = server
         self.stream = stream
         self.ws = WSConnection(ConnectionType.SERVER)
@@ -130,24 +130,32 @@ class Connection:
         self.pings_answered = 0
         self._open = False
         self._cancel: trio.CancelScope | None = None
-        #: Where the connection is: the ``stage`` label of `runtime_connection_errors_total`.
-        self.stage = "handshake"
-        #: The client's (host, port), read once at accept: after a reset getpeername() raises ENOTCONN.
-        self.peer: tuple[str, int] | None = None
-        try:
-            if hasattr(stream, "socket"):
-                host, port = stream.socket.getpeername()[:2]
-                self.peer = (host, port)
-        except OSError:
-            pass
+        #: The listener's view of it (peer, stage): what its fault boundary logs and counts.
+        self.accepted = accepted if accepted is not None else Accepted(stream, Accepted.peer_of(stream), "handshake")
+        self.peer = self.accepted.peer
+
+    @property
+    def stage(self) -> str:
+        """Where the connection is: the ``stage`` label of `runtime_connection_errors_total`."""
+        return self.accepted.stage
+
+    @stage.setter
+    def stage(self, stage: str) -> None:
+        self.accepted.stage = stage
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def run(self) -> None:
         server = self.server
         try:
+            if server.draining:
+                return  # accepted just before the port stopped: closed unanswered, as a refusal would be
             with trio.move_on_after(server.settings.ws_handshake_timeout) as handshake:
-                accepted = await self._handshake()
+                server.handshaking.add(handshake)  # a drain cancels it
+                try:
+                    accepted = await self._handshake()
+                finally:
+                    server.handshaking.discard(handshake)
             if handshake.cancelled_caught or not accepted:
                 return
             self.stage = "frames"
@@ -173,7 +181,7 @@ class Connection:
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                         # after any part of a frame the socket did not take, so the close frame stays whole
                         await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
-        finally:  # whatever ended it (a reset, a bug) goes on to WebSocketServer._handle, the fault boundary
+        finally:  # whatever ended it (a reset, a bug) goes on to the listener's fault boundary (listeners.py)
             with trio.move_on_after(1, shield=True):
                 await self.stream.aclose()
 
@@ -438,42 +446,38 @@ class WebSocketServer:
         self.flusher: Flusher | None = Flusher()
         #: Pings every connection and closes the silent ones; runs in `serve`'s nursery.
         self.heartbeat = Heartbeat(ping_interval=settings.ws_ping_interval, pong_timeout=settings.ws_pong_timeout)
+        #: The stream port's accept loop and fault boundary (listeners.py).
+        self.listener = Listener("stream", self.handle, metrics, first_stage="handshake",
+                                 network_errors=(*NETWORK_ERRORS, *_NETWORK_ERRORS))
+        self.draining = False
+        #: The cancel scopes of handshakes in progress: a drain ends them.
+        self.handshaking: set[trio.CancelScope] = set()
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept until `drain`; the connections run in this nursery (the caller cancels it at the end)."""
         async with trio.open_nursery() as nursery:
             if self.flusher is not None:
                 await nursery.start(self.flusher.run)
             await nursery.start(self.heartbeat.run)
-            listeners = await open_listeners(self.settings.stream_port, self.settings.host,
-                                             reuse_port=self.settings.reuse_port)
-            await nursery.start(
-                lambda task_status: trio.serve_listeners(
-                    self._handle, listeners, handler_nursery=nursery, task_status=task_status,
-                )
-            )
-            host, port = listeners[0].socket.getsockname()[:2]
+            host, port = await self.listener.open(self.settings.stream_port, self.settings.host,
+                                                  reuse_port=self.settings.reuse_port)
+            await nursery.start(self.listener.serve, nursery)
             task_status.started(f"ws://{host}:{port}")
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        try:
-            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-        except (OSError, AttributeError):
-            pass
-        connection = Connection(self, stream)
-        try:
-            await connection.run()
-        except Exception as exc:  # noqa: BLE001 - the fault boundary: one connection ends, never the listener
-            self.metrics.connection_errors[("stream", connection.stage)] += 1
-            peer = f"{connection.peer[0]}:{connection.peer[1]}" if connection.peer else "?"
-            network = (OSError, *_NETWORK_ERRORS)
-            if isinstance(exc, network) or (isinstance(exc, ExceptionGroup) and exc.split(network)[1] is None):
-                logger.info("stream connection from %s ended at %s: %r", peer, connection.stage, exc)
-            else:
-                logger.exception("stream connection from %s failed at %s", peer, connection.stage)
+    async def handle(self, accepted: Accepted) -> None:
+        """One connection, behind the listener's fault boundary (listeners.py)."""
+        await Connection(self, accepted.stream, accepted).run()
+
+    def drain(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Shutdown begins: the port stops accepting (new connections are refused), handshakes in
+        progress end unanswered, and every open connection gets ``code`` (1001) once its queue is written."""
+        self.draining = True
+        self.listener.stop()
+        for handshake in list(self.handshaking):
+            handshake.cancel()
+        self.close_all(code)
 
     def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
-        """Shutdown: every connection gets ``code`` (1001) once its queue is written."""
+        """Every connection gets ``code`` (1001) once its queue is written."""
         for connection in list(self.connections):
             connection.close(code, "server shutting down")
-
-
