@@ -263,3 +263,14 @@ test('a listener that throws breaks nothing', async () => {
   assert.deepEqual(seen, [[{ id: 'a' }]])
   stream.close()
 })
+
+test('a token that is no valid subprotocol (a colon, base64 padding) goes in the authToken parameter', async () => {
+  const { stream } = await connected({ token: 'user:ann=' })
+  assert.equal(FakeWebSocket.last.protocols, undefined)
+  assert.equal(new URL(FakeWebSocket.last.url).searchParams.get('authToken'), 'user:ann=')
+  stream.close()
+  const jwt = await connected({ token: 'eyJhbGciOi.eyJzdWIi.c2ln-_' })
+  assert.deepEqual(FakeWebSocket.last.protocols, ['Authorization', 'eyJhbGciOi.eyJzdWIi.c2ln-_'])
+  assert.equal(FakeWebSocket.last.url, 'ws://server')
+  jwt.stream.close()
+})

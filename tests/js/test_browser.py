@@ -16,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import trio
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from runtime import App, SQLiteStorage
-from tests.browser_support import browser, page, server_process  # noqa: F401 - pytest fixtures, used by name
+from tests.browser_support import server_process
 
 PROJECT = Path(__file__).resolve().parent / "browser_project"
 WAIT = 15_000  # ms: bound on every wait for the page
@@ -30,16 +31,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def open_page(page, server, script: str) -> None:
+def open_page(page, server, script: str, query: str = "") -> None:
     """Load a page of the server's origin (the project's ``GET /app``) and run ``script`` in it as a
     module script, with ``WS_URL`` defined."""
-    page.goto(f"{server.http_url}/app")
+    page.goto(f"{server.http_url}/app{query}")
     page.add_script_tag(type="module", content=f"const WS_URL = {json.dumps(server.stream_url)};\n{script}")
 
 
 def wait_for(page, expression: str, arg=None) -> None:
-    page.wait_for_function(f"(arg) => {{ try {{ return {expression} }} catch {{ return false }} }}", arg=arg,
-                           timeout=WAIT)
+    """Wait (bounded) until ``expression`` holds in the page; on a timeout say what the page saw."""
+    try:
+        page.wait_for_function(f"(arg) => {{ try {{ return {expression} }} catch {{ return false }} }}", arg=arg,
+                               timeout=WAIT)
+    except PlaywrightTimeout:
+        seen = page.evaluate("JSON.stringify(window.seen ?? null)")
+        raise AssertionError(f"the page never had {expression} (arg={arg!r}); it saw {seen}") from None
 
 
 def same(path: str) -> str:
@@ -189,3 +195,70 @@ group.addChangeListener((state) => { window.seen.group = state; });
         http.put("/w/inbox/b", json={"title": "bread"})
         wait_for(page, same("group"), [{"id": "a", "title": "apples"}, {"id": "b", "title": "bread"}])
         assert page.evaluate("window.seen.transport") == "sse"
+
+
+PRESENCE_PAGE = """
+import { Stream } from "/_client/stream.js";
+const params = new URLSearchParams(location.search);
+const stream = new Stream(WS_URL, { token: "user:" + params.get("who") });
+const room = stream.subscribeGroup("todos", "lobby", { presence: true, presenceData: { name: params.get("who") } });
+window.seen = { presence: [] };
+room.onPresence((entries) => { window.seen.presence = entries; });
+"""
+
+
+def entry(name: str) -> dict:
+    return {"key": name, "count": 1, "data": {"name": name}}
+
+
+def test_presence_with_two_tabs(page, browser):
+    with server_process("serve", str(PROJECT), "--storage", "memory") as server:
+        open_page(page, server, PRESENCE_PAGE, "?who=ann")
+        wait_for(page, same("presence"), [entry("ann")])
+        other = browser.new_page()
+        try:
+            open_page(other, server, PRESENCE_PAGE, "?who=bob")
+            wait_for(other, same("presence"), [entry("ann"), entry("bob")])  # the whole list on joining
+            wait_for(page, same("presence"), [entry("ann"), entry("bob")])  # and the first tab told of the second
+        finally:
+            other.close()  # the tab goes away: its subscription with it
+        wait_for(page, same("presence"), [entry("ann")])
+
+
+def test_the_token_is_refreshed_before_it_expires_with_no_gap(page):
+    script = """
+import { Stream } from "/_client/stream.js";
+let n = 0;
+const frames = [];
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (m) => {
+      const f = JSON.parse(m.data);
+      frames.push(f.event ? f.event.type : f.type);
+    });
+  }
+};
+const stream = new Stream(WS_URL, { token: async () => "lease:" + (++n) });
+const group = stream.subscribeGroup("todos", "inbox");
+window.seen = { frames, tokens: () => n, refreshed: [], errors: [], group: null, sockets: 0 };
+stream.on("refreshed", (d) => window.seen.refreshed.push(d.expiresAt));
+stream.on("error", (d) => window.seen.errors.push(d.code));
+stream.on("open", () => { window.seen.sockets += 1; });
+group.onEvent("error", (d) => window.seen.errors.push(d.code));
+group.addChangeListener((state) => { window.seen.group = state; });
+"""
+    with server_process("serve", str(PROJECT), "--storage", "memory") as server, \
+            httpx.Client(base_url=server.http_url, timeout=10) as http:
+        open_page(page, server, script)
+        wait_for(page, same("group"), [])
+        # each lease is 2 s, asked to refresh after 1 s: two refreshes outlive the first token
+        wait_for(page, "window.seen.refreshed.length >= 2")
+        http.put("/w/inbox/a", json={"title": "apples"})
+        wait_for(page, same("group"), [{"id": "a", "title": "apples"}])
+        seen = page.evaluate("({ ...window.seen, tokens: window.seen.tokens() })")
+        assert seen["errors"] == [] and seen["sockets"] == 1  # no TOKEN_EXPIRED, no reconnect
+        assert seen["frames"].count("refresh_required") >= 2 and seen["frames"].count("refreshed") >= 2
+        assert seen["frames"].count("sync") == 1 and seen["tokens"] >= 3  # no re-join; a new token each time
+        assert all(isinstance(at, float) for at in seen["refreshed"])

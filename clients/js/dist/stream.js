@@ -743,6 +743,7 @@ var WebSocketDriver = class {
 
 // src/stream.ts
 var PROBE_PATH = "/_client/auth";
+var SUBPROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 function servedFrom() {
   try {
     const url = new URL(import.meta.url);
@@ -993,7 +994,7 @@ var Stream = class {
     }
     let ws;
     try {
-      ws = new WebSocketImpl(this.address, this.protocols(token));
+      ws = new WebSocketImpl(this.socketUrl(token), this.protocols(token));
     } catch (error) {
       this.emit("error", { code: "CONNECT_FAILED", message: String(error) });
       this.scheduleReconnect();
@@ -1001,10 +1002,20 @@ var Stream = class {
     }
     this.driver = new WebSocketDriver(ws, this);
   }
+  /** The token travels as Motia's `Authorization` subprotocol pair when it is a valid subprotocol
+   * (an HTTP token: a JWT is), else as the `authToken` query parameter (`new WebSocket` throws on
+   * a subprotocol with, say, a colon or base64 padding). */
   protocols(token) {
     const given = typeof this.options.protocols === "string" ? [this.options.protocols] : this.options.protocols;
-    if (given?.includes("Authorization") || !token) return given;
+    if (given?.includes("Authorization") || !token || !SUBPROTOCOL.test(token)) return given;
     return ["Authorization", token, ...given ?? []];
+  }
+  socketUrl(token) {
+    const given = typeof this.options.protocols === "string" ? [this.options.protocols] : this.options.protocols;
+    if (!token || SUBPROTOCOL.test(token) || given?.includes("Authorization")) return this.address;
+    const url = new URL(this.address);
+    url.searchParams.set("authToken", token);
+    return url.toString();
   }
   scheduleReconnect() {
     if (this.connectionState === "closed") return;

@@ -79,6 +79,9 @@ type Sub = AnySubscription
 
 export const PROBE_PATH = '/_client/auth'
 
+/** RFC 7230's token characters: what a WebSocket subprotocol may hold. */
+const SUBPROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
 /** Where this module was served from, when the runtime served it (`<http>/_client/stream.js`). */
 function servedFrom(): string | undefined {
   try {
@@ -364,7 +367,7 @@ export class Stream implements DriverHost {
     }
     let ws
     try {
-      ws = new WebSocketImpl(this.address, this.protocols(token))
+      ws = new WebSocketImpl(this.socketUrl(token), this.protocols(token))
     } catch (error) {
       this.emit('error', { code: 'CONNECT_FAILED', message: String(error) })
       this.scheduleReconnect()
@@ -373,10 +376,21 @@ export class Stream implements DriverHost {
     this.driver = new WebSocketDriver(ws, this)
   }
 
+  /** The token travels as Motia's `Authorization` subprotocol pair when it is a valid subprotocol
+   * (an HTTP token: a JWT is), else as the `authToken` query parameter (`new WebSocket` throws on
+   * a subprotocol with, say, a colon or base64 padding). */
   private protocols(token: string | undefined): string[] | undefined {
     const given = typeof this.options.protocols === 'string' ? [this.options.protocols] : this.options.protocols
-    if (given?.includes('Authorization') || !token) return given
+    if (given?.includes('Authorization') || !token || !SUBPROTOCOL.test(token)) return given
     return ['Authorization', token, ...(given ?? [])]
+  }
+
+  private socketUrl(token: string | undefined): string {
+    const given = typeof this.options.protocols === 'string' ? [this.options.protocols] : this.options.protocols
+    if (!token || SUBPROTOCOL.test(token) || given?.includes('Authorization')) return this.address
+    const url = new URL(this.address)
+    url.searchParams.set('authToken', token)
+    return url.toString()
   }
 
   private scheduleReconnect(): void {

@@ -134,7 +134,11 @@ export declare class Stream implements DriverHost {
     private restart;
     /** One connection attempt; `fresh` is a token just obtained (a refresh), else the source is asked. */
     private connect;
+    /** The token travels as Motia's `Authorization` subprotocol pair when it is a valid subprotocol
+     * (an HTTP token: a JWT is), else as the `authToken` query parameter (`new WebSocket` throws on
+     * a subprotocol with, say, a colon or base64 padding). */
     private protocols;
+    private socketUrl;
     private scheduleReconnect;
     private clearTimer;
     /** A connection that never opened: refused (the probe says 401/403), WebSocket blocked, or down. */
