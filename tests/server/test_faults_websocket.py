@@ -20,6 +20,7 @@ from trio_websocket import open_websocket_url
 from runtime import App, Stream, StreamConfig
 
 from ..helpers import live_tasks
+from . import fault_support
 from .conftest import running_ws
 
 UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -253,3 +254,28 @@ async def test_a_ping_flood_is_answered_and_bounded():
         await wait_closed(listening)
         await still_serving(listening, app)
 
+
+
+async def test_slow_header_clients_do_not_delay_a_normal_client_and_are_ended_by_the_handshake_timeout():
+    app = make_app()
+    # a 1 s handshake timeout instead of the default 10 s: the slow clients are ended by it, unwaited for
+    async with running_ws(app, ws_handshake_timeout=1) as listening:
+        await still_serving(listening, app)  # its group's actor is part of the baseline
+        baseline = fault_support.here()
+        slow = [await open_raw(listening.stream_url) for _ in range(200)]
+        for i in range(5):  # a byte per round from each slow client, a whole handshake and a join from a normal one
+            for sock in slow:
+                sock.send(UPGRADE[i:i + 1])
+            with trio.fail_after(5):
+                async with open_websocket_url(listening.stream_url) as ws:
+                    await ws.send_message(orjson.dumps({"type": "join", "data": {
+                        "streamName": "todos", "groupId": "g", "subscriptionId": "n"}}).decode())
+                    assert orjson.loads(await ws.get_message())["event"]["type"] == "sync"
+        with trio.fail_after(10):  # the server ends each, unanswered, once its handshake time is up
+            for sock in slow:
+                assert await recv_some(sock) == b""
+        for sock in slow:
+            sock.close()
+        await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
+        assert listening.server.metrics.connections["websocket"] == 0
