@@ -21,6 +21,7 @@ closes.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -54,18 +55,22 @@ from .auth import (
     parse_query,
     token_from,
 )
+from .auth_lease import AuthLease, renew, still_allowed
 from .flusher import Flusher
 from .heartbeat import Heartbeat
 from .listeners import NETWORK_ERRORS, Accepted, Listener
 from .metrics import ServerMetrics
 from .outbox import Outbox
+from .presence_wire import join_presence, leave_presence
 from .settings import SLOW_CLOSE, ServerSettings
 from .ws_protocol import (
     BadFrame,
     JoinCommand,
     LeaveCommand,
+    RefreshCommand,
     bad_frame_error,
     close_frame,
+    control_frame,
     event_frame,
     join_error_frame,
     not_found_frame,
@@ -128,7 +133,14 @@ class Connection:
         #: timeout): its tasks are cancelled and the close frame is written best effort.
         self._abort: tuple[int, str] | None = None
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
-        self.auth_context: Any = None
+        #: (ext) the subscriptions that asked for presence events (resent after a resync)
+        self.presence_listeners: set[str] = set()
+        #: the auth context and its expiry (auth_lease.py); the request it came from, for a refresh
+        self.lease: AuthLease | None = None
+        self.auth_request: AuthRequest | None = None
+        #: joins, leaves, refreshes and the expiry change the subscription table one at a time
+        self._table = trio.Lock()
+        self.id = uuid.uuid4().hex
         self._early_events: list[Any] = []
         #: Heartbeat bookkeeping (heartbeat.py): pings sent, and the last one a pong answered.
         self.pings_sent = 0
@@ -172,6 +184,8 @@ class Connection:
                 with trio.CancelScope() as self._cancel:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, nursery.cancel_scope)
+                        if self.lease is not None:
+                            nursery.start_soon(self.lease.watch, self._refresh_required, self._expired)
                         await self._reader()
                         # the client said goodbye: flush what is queued, then stop
                         self.outbox.close()
@@ -264,10 +278,12 @@ class Connection:
             token=token_from(headers, query, subprotocol_token),
         )
         try:
-            self.auth_context = await authenticate(self.server.app.authenticate, auth_request)
+            auth_context = await authenticate(self.server.app.authenticate, auth_request)
         except Refused as refused:
             await self._reject(refused.status, refused.code, str(refused))
             return False
+        self.auth_request = auth_request
+        self.lease = AuthLease(auth_context, refresh_before=settings.refresh_before)
         await self.stream.send_all(self.ws.send(AcceptConnection(subprotocol=chosen)))
         # Keep only the frame protocol: the handshake machinery (h11 and its
         # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
@@ -359,14 +375,54 @@ class Connection:
 
     # -- protocol -------------------------------------------------------------------
 
+    @property
+    def auth_context(self) -> Any:
+        return None if self.lease is None else self.lease.context
+
     async def _handle(self, data: str | bytes) -> None:
         command = parse_client_message(data)
         if isinstance(command, BadFrame):
             self.outbox.push_raw(bad_frame_error(command.message))
-        elif isinstance(command, JoinCommand):
-            await self._join(command)
-        else:
-            await self._leave_command(command)
+            return
+        async with self._table:
+            if isinstance(command, JoinCommand):
+                await self._join(command)
+            elif isinstance(command, RefreshCommand):
+                await self._refresh(command)
+            else:
+                await self._leave_command(command)
+
+    # -- token refresh and expiry (ext: docs/websocket.md, auth_lease.py) -------------
+
+    def _refresh_required(self, expires_at: float) -> None:
+        self.outbox.push_raw(control_frame("refresh_required", {"expiresAt": expires_at}))
+
+    async def _refresh(self, command: RefreshCommand) -> None:
+        """A new token: re-authenticate; refused subscriptions end, the others go on with no gap."""
+        assert self.lease is not None and self.auth_request is not None  # set by the handshake
+        try:
+            context = await renew(self.server.app, self.auth_request, command.token)
+        except Refused as refused:
+            self.outbox.push_raw(bad_frame_error(str(refused), "REFRESH_FAILED"))
+            return  # the old context, and its expiry, stay
+        self.lease.replace(context)
+        self.outbox.push_raw(control_frame("refreshed", {"expiresAt": self.lease.expires_at}))
+        engine = self.server.app.engine
+        for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+            subscription = Subscription(stream, group, item_id)
+            if not await still_allowed(engine.definition(stream).config, subscription, context):
+                self.outbox.push_raw(refusal_frames(stream, group, item_id, engine.clock(),
+                                                    "access to this stream is denied with the new token"))
+                await self._leave(subscription_id)
+
+    async def _expired(self) -> None:
+        """The auth context lapsed unrefreshed: every subscription ends as refused; the connection stays."""
+        async with self._table:
+            clock = self.server.app.engine.clock
+            for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+                self.outbox.push_raw(refusal_frames(stream, group, item_id, clock(), "the token has expired",
+                                                    code="TOKEN_EXPIRED"))
+                await self._leave(subscription_id)
 
     async def _join(self, command: JoinCommand) -> None:
         server = self.server
@@ -384,6 +440,10 @@ class Connection:
             self.outbox.push_raw(not_found_frame(command.stream, command.group, command.item_id, timestamp))
             return
         subscription = Subscription(command.stream, command.group, command.item_id)
+        if self.lease is not None and self.lease.expired:
+            self.outbox.push_raw(refusal_frames(command.stream, command.group, command.item_id, timestamp,
+                                                "the token has expired: refresh it first", code="TOKEN_EXPIRED"))
+            return
         try:
             await check_access(server.app, definition.config, subscription, self.auth_context)
         except Refused as refused:
@@ -406,8 +466,15 @@ class Connection:
         if previous is None:
             server.metrics.subscriptions["websocket"] += 1
         else:  # replaced in the same group: the registration was swapped, the old one has left
+            if previous[2] is None and command.item_id is not None:  # (group -> group: join_presence replaces)
+                await leave_presence(server.app, self.outbox, Subscription(*previous), command.subscription_id)
             await self._notify_leave(Subscription(*previous))
         self.subscriptions[command.subscription_id] = (command.stream, command.group, command.item_id)
+        self.presence_listeners.discard(command.subscription_id)
+        if command.presence:
+            self.presence_listeners.add(command.subscription_id)
+        await join_presence(server.app, self.outbox, subscription, command.subscription_id, self.auth_context,
+                            connection_id=self.id, listen=command.presence, client_data=command.presence_data)
 
     async def _leave_command(self, command: LeaveCommand) -> None:
         if command.subscription_id in self.subscriptions:
@@ -415,7 +482,9 @@ class Connection:
 
     async def _leave(self, subscription_id: str) -> None:
         stream, group, item_id = self.subscriptions.pop(subscription_id)
+        self.presence_listeners.discard(subscription_id)
         self.server.metrics.subscriptions["websocket"] -= 1
+        await leave_presence(self.server.app, self.outbox, Subscription(stream, group, item_id), subscription_id)
         try:
             await self.server.app.engine.leave(self.outbox, stream, group, subscription_id)
         except (ActorStopped, RuntimeError):
@@ -443,6 +512,8 @@ class Connection:
             if self.subscriptions.get(subscription_id) != (stream, group, item_id):
                 # left (or replaced) while we re-joined: undo the registration we just made
                 await engine.leave(self.outbox, stream, group, subscription_id)
+            elif subscription_id in self.presence_listeners:
+                engine.presence.resend(self.outbox, stream, group, subscription_id)
 
 
 class WebSocketServer:
