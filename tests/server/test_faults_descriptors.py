@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from . import fault_support
-from .conftest import ROOT, client, serve_command
+from .conftest import client, serve_project
 from .test_sse_direct import read_until
 
 #: The server's descriptor limit: its baseline is ~20 (epoll, wake-up pipes, two listening sockets,
@@ -56,24 +55,9 @@ async def low_limit_server(tmp_path: Path) -> AsyncIterator[tuple[Any, str, str,
     (tmp_path / "write_step.py").write_text(WRITE_STEP)
     log = tmp_path / "stderr"
     with open(log, "wb") as stderr:
-        process = await trio.lowlevel.open_process(
-            serve_command(str(tmp_path), "--port", "0", "--stream-port", "0", "--storage", "memory"),
-            stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, preexec_fn=_low_descriptor_limit,
-            env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
-        )
-    try:
-        line = b""
-        with trio.fail_after(30):
-            while b"\n" not in line:
-                chunk = await process.stdout.receive_some(4096)
-                assert chunk, "the server exited before listening"
-                line += chunk
-        http_url, _, stream_url = line.decode().split("listening on ", 1)[1].split()[:3]
-        yield process, http_url, stream_url, log
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        async with serve_project(str(tmp_path), "--storage", "memory", stderr=stderr,
+                                 preexec_fn=_low_descriptor_limit) as (process, http_url, stream_url):
+            yield process, http_url, stream_url, log
 
 
 def _address(url: str) -> tuple[str, int]:
