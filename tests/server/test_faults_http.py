@@ -319,7 +319,11 @@ async def test_slow_header_clients_do_not_delay_a_normal_client():
     b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n",  # a 100 KB request line
 ])
 async def test_non_http_bytes_get_an_error_or_a_close_and_the_server_serves(garbage):
-    async with running(make_app()) as (url, server):
+    app = make_app()
+    async with running(app) as (url, server):
+        await sse_subscriber_gets_sync_and_next(url, app)
+        await settled(server.front_door)
+        baseline = fault_support.here()
         sock = await connect(url)
         try:
             await sock.send(garbage)
@@ -329,7 +333,9 @@ async def test_non_http_bytes_get_an_error_or_a_close_and_the_server_serves(garb
         assert data == b"" or data.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), data[:100]
         sock.close()
         await answered(url)
+        await sse_subscriber_gets_sync_and_next(url, app)
         await settled(server.front_door)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 # -- shutdown --------------------------------------------------------------------------------

@@ -173,6 +173,8 @@ async def test_non_http_bytes_end_that_connection_only(name):
     app = make_app()
     # bytes that never end a request line are ended by the handshake timeout (10 s by default)
     async with running_ws(app, ws_handshake_timeout=1) as listening:
+        await still_serving(listening, app)
+        baseline = fault_support.here()
         sock = await open_raw(listening.stream_url)
         try:
             sock.send(GARBAGE[name])
@@ -187,6 +189,7 @@ async def test_non_http_bytes_end_that_connection_only(name):
                     break
         sock.close()
         await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 ABUSE = {
@@ -206,6 +209,8 @@ ABUSE = {
 async def test_websocket_protocol_abuse_closes_that_connection_only(name):
     app = make_app()
     async with running_ws(app) as listening:
+        await still_serving(listening, app)
+        baseline = fault_support.here()
         sock = await open_raw(listening.stream_url)
         await stage_after_101(sock)
         await trio.to_thread.run_sync(lambda: (sock.setblocking(True), sock.sendall(ABUSE[name]),
@@ -224,6 +229,7 @@ async def test_websocket_protocol_abuse_closes_that_connection_only(name):
         sock.close()
         await wait_closed(listening)
         await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 async def test_a_hook_that_raises_in_on_leave_ends_nothing_else():
