@@ -29,15 +29,16 @@ def serve_command(*args: str) -> list[str]:
 
 
 @asynccontextmanager
-async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
-    """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields (process, HTTP URL).
+async def serve_project(*args: str, stderr: Any = subprocess.PIPE, **options: Any,
+                        ) -> AsyncIterator[tuple[Any, str, str]]:
+    """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields
+    (process, HTTP URL, stream URL). ``options`` go to `trio.lowlevel.open_process` (``preexec_fn``...).
 
-    Waits for its "listening on" line (the stream port's URL is left on ``process.stream_url``);
-    kills it on the way out if it still runs.
+    Waits for its "listening on" line; kills it on the way out if it still runs.
     """
     process = await trio.lowlevel.open_process(
         serve_command(*args, "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=stderr,
-        cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
+        cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"}, **options,
     )
     try:
         line = b""
@@ -46,13 +47,20 @@ async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncItera
                 chunk = await process.stdout.receive_some(4096)
                 assert chunk, "the server exited before listening"
                 line += chunk
-        words = line.decode().split("listening on ", 1)[1].split()
-        process.stream_url = words[2] if len(words) > 2 and words[1] == "and" else None  # (the WebSocket port)
-        yield process, words[0]
+        http_url, _, stream_url = line.decode().split("listening on ", 1)[1].split()[:3]
+        yield process, http_url, stream_url
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
+    """`serve_project`, yielding (process, HTTP URL); the stream URL is left on ``process.stream_url``."""
+    async with serve_project(*args, stderr=stderr) as (process, http_url, stream_url):
+        process.stream_url = stream_url
+        yield process, http_url
 
 
 @pytest.fixture(autouse=True)
