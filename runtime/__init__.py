@@ -15,7 +15,15 @@ package imports it.
 from typing import TYPE_CHECKING, Any
 
 from .app import App
-from .errors import ConfigurationError, StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
+from .errors import (
+    ConfigurationError,
+    IdempotencyError,
+    StorageError,
+    StreamNotFound,
+    Unauthorized,
+    UpdateError,
+    ValidationError,
+)
 from .logs import Logger, configure_logging
 from .state import State
 from .steps import (
@@ -46,7 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiRequest", "ApiResponse", "App", "ConfigurationError", "DeleteResult", "Event", "FlowContext", "HistoryPolicy",
-    "Logger", "MemoryStorage", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock", "SQLiteStorage",
+    "IdempotencyError", "Logger", "MemoryStorage", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock",
+    "SQLiteStorage",
     "SetResult", "SetResults", "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig",
     "StreamEngine", "StreamNotFound", "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError",
     "ValidationError",
