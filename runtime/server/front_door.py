@@ -23,8 +23,9 @@ How a connection ends, whatever the route (docs/http.md, "Connection rules"):
 * when the server drains (`drain`), idle connections close at once and a
   request in flight is answered with ``Connection: close``.
 
-Anything a client does ends its own connection only; the accept loop's
-handler catches whatever escapes (`_handle`).
+Anything a client does ends its own connection only: whatever escapes
+`handle` is caught, logged and counted by the listener's fault boundary
+(`listeners.Listener`), which also owns accepting and stopping it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from werkzeug.datastructures import Headers
 
 from ..steps.context import new_trace_id
 from .auth import Subscription
-from .bind import open_listeners
 from .flusher import Flusher
 from .http_wire import (
     CONTINUE,
@@ -56,6 +56,8 @@ from .http_wire import (
     keep_alive,
     response_head,
 )
+from .listeners import NETWORK_ERRORS, Accepted, Listener
+from .presence_wire import is_presence_read, read_presence
 from .routes import Reply, Routes, Streamed, json_reply, split_target
 from .sse import SSE_HEADERS, subscription_target
 from .sse_direct import DirectSSE
@@ -74,7 +76,7 @@ RECEIVE_SIZE = 64 * 1024
 LINGER = 1.0
 #: Bytes a closing connection drops at most while lingering.
 LINGER_BYTES = 4 * 1024 * 1024
-_NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+_NETWORK_ERRORS = NETWORK_ERRORS
 
 
 class _Gone(Exception):
@@ -97,7 +99,7 @@ def _readable(sock: Any) -> bool:
 
 
 class FrontDoor:
-    """The HTTP port's connections: accepted here (until listeners.py does it) and served by `HttpConnection`."""
+    """The HTTP port: its `listeners.Listener`, and its connections, each served by an `HttpConnection`."""
 
     def __init__(self, server: HttpServer, *, keep_alive_timeout: float = 75.0, backlog: int = 2048) -> None:
         self.server = server
@@ -121,68 +123,48 @@ class FrontDoor:
         await draining.wait()
         self.drain()
 
-    async def handle(self, stream: trio.SocketStream) -> None:
-        """One connection; exceptions escape to the caller's fault boundary (trio closes the stream after)."""
-        try:
-            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-        except (OSError, AttributeError):
-            pass
+    async def handle(self, accepted: Accepted) -> None:
+        """One connection, behind its listener's fault boundary (listeners.py), which closes it after."""
         self.open += 1
+        connection = HttpConnection(self, accepted.stream)
         try:
-            await HttpConnection(self, stream).run()
+            await connection.run()
         finally:
             self.open -= 1
+            accepted.stage = connection.lifecycle.state.value  # for the boundary's line, should it have failed
+            accepted.trace_id = connection.trace_id
 
-    # -- the accept loop (today's; core's listeners.py takes it over) --------------------------------
+    # -- the port ---------------------------------------------------------------------------------
 
     async def serve(self, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
                     ) -> None:
-        """Accept until ``shutdown``; then idle connections close and requests in flight end, bounded."""
+        """Accept until ``shutdown``; then new connections are refused at once, idle ones close,
+        and requests in flight and streams end within the grace period."""
         settings = self.server.settings
-        listeners = await open_listeners(settings.port, settings.host, backlog=self._backlog,
+        listener = Listener("http", self.handle, self.server.metrics, first_stage=State.IDLE.value)
+        host, port = await listener.open(settings.port, settings.host, backlog=self._backlog,
                                          reuse_port=settings.reuse_port)
-        host, port = listeners[0].socket.getsockname()[:2]
         try:
             async with trio.open_nursery() as outer:
                 await outer.start(self.flusher.run)
                 async with trio.open_nursery() as connections:
-                    accepting = trio.CancelScope()
-
-                    async def accept() -> None:
-                        with accepting:
-                            await trio.serve_listeners(self._handle, listeners, handler_nursery=connections)
-
-                    connections.start_soon(accept)
+                    await connections.start(listener.serve, connections)
                     task_status.started([f"http://{host}:{port}"])
                     await shutdown.wait()
-                    accepting.cancel()
-                    for listener in listeners:  # new connections are refused from now on
-                        await listener.aclose()
+                    listener.stop()  # new connections are refused from now on
                     self.drain()
                     # SSE streams were closed by the server and end once written; requests in flight
                     # finish: all within the grace period.
                     connections.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
                 outer.cancel_scope.cancel()  # the flusher
         finally:
-            with trio.CancelScope(shield=True):
-                for listener in listeners:
-                    await listener.aclose()
-
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        """The fault boundary of one connection (until listeners.py owns it)."""
-        try:
-            await self.handle(stream)
-        except _NETWORK_ERRORS:
-            pass  # the client went away
-        except Exception:  # noqa: BLE001 - one broken connection must not stop the listener
-            self.server.metrics.connection_errors[("http", "request")] += 1
-            logger.exception("HTTP connection failed")
+            listener.stop()
 
 
 class HttpConnection:
     """One HTTP/1.1 connection: requests in, answers out, in order, until one of the rules ends it."""
 
-    __slots__ = ("door", "stream", "reader", "lifecycle", "http10", "_deadline", "_nursery")
+    __slots__ = ("door", "stream", "reader", "lifecycle", "http10", "trace_id", "_deadline", "_nursery")
 
     def __init__(self, door: FrontDoor, stream: trio.SocketStream) -> None:
         self.door = door
@@ -190,6 +172,8 @@ class HttpConnection:
         self.reader = RequestReader()
         self.lifecycle = Lifecycle()
         self.http10 = False
+        #: The trace id of the request being answered (the fault boundary's log line names it).
+        self.trace_id: str | None = None
         self._deadline = trio.current_time() + door.keep_alive_timeout
         #: The connection's one nursery: its cancel scope is the read timeout (a deadline set only
         #: while reading), the drain of an idle connection, and a streaming client's leaving; a
@@ -330,7 +314,7 @@ class HttpConnection:
         door, settings = self.door, self.door.server.settings
         routes = door.routes
         self.http10 = request.version == "1.0"
-        trace_id = clean_trace_id(request.header(b"x-trace-id")) or new_trace_id()
+        trace_id = self.trace_id = clean_trace_id(request.header(b"x-trace-id")) or new_trace_id()
         if request.version == "1.1" and not request.has_body:
             target = subscription_target(settings.sse_prefix, request.method.encode(), request.target,
                                          request.headers)
@@ -427,6 +411,12 @@ class HttpConnection:
             peer = self.stream.socket.getpeername()
         except OSError:
             raise _Gone from None  # reset before we could look at it
+        if is_presence_read(parts, headers):  # (ext) who is there, as JSON
+            status, body = await read_presence(server, parts[0], parts[1], headers=headers, path=path, query=query,
+                                               addr=tuple(peer[:2]) if peer else None)
+            keep = keep_alive(request, body_read=True, status=status, draining=door.draining)
+            await self._reply(request, json_reply(status, body, door.routes.common(request, trace_id)), keep=keep)
+            return await self._end(keep)
         admitted = await admit(server, Subscription(*parts), headers=headers, path=path, query=query,
                                addr=tuple(peer[:2]) if peer else None)
         common = door.routes.common(request, trace_id)
@@ -435,7 +425,9 @@ class HttpConnection:
             await self._reply(request, json_reply(admitted.status, admitted.body, common), keep=keep)
             return await self._end(keep)
         self.lifecycle.advance("stream")
-        head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True)
+        # connection: close — the stream ends with its connection (at shutdown, at a token's expiry),
+        # so a client must not send its reconnect on this one
+        head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True, keep=False)
         server.metrics.http_requests[200] += 1
         await DirectSSE(server, door.flusher, self.stream, admitted).run(head)
         self.lifecycle.advance("gone")  # an SSE stream ends with its connection

@@ -24,6 +24,8 @@ class ServerMetrics:
     http_requests: Counter = attrs.field(factory=Counter)  # by status code
     #: Connections an exception ended (the per-connection fault boundary), by (listener, stage).
     connection_errors: Counter = attrs.field(factory=Counter)
+    #: Episodes of descriptor exhaustion (accept failed with EMFILE/ENFILE/...), by listener (listeners.py).
+    accept_exhausted: Counter = attrs.field(factory=Counter)
     #: ``serve --workers``: this worker's id, a ``worker`` label on every sample (each worker answers its own).
     worker: int = 0
 
@@ -85,6 +87,10 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
          "Connections ended by an exception (a reset, a protocol error, a bug), by listener and stage.",
          [_line("runtime_connection_errors_total", n, {"listener": listener, "stage": stage})
           for (listener, stage), n in sorted(metrics.connection_errors.items())]),
+        ("runtime_accept_exhausted_total", "counter",
+         "Times a listener ran out of descriptors (accept failed with EMFILE/ENFILE) and paused accepting.",
+         [_line("runtime_accept_exhausted_total", metrics.accept_exhausted[listener], {"listener": listener})
+          for listener in ("http", "stream")]),
     ]
     if metrics.worker:
         label = f'worker="{metrics.worker}"'

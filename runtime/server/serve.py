@@ -1,10 +1,14 @@
 """Running an App with its network listeners, embedded or from the command line.
 
 `serve` runs inside the caller's nursery (``await nursery.start(serve, app)``)
-and stops when cancelled, or gracefully when ``shutdown`` is set: SSE
-streams are ended by the app itself, the HTTP port stops accepting, closes
-idle connections and lets requests in flight finish (bounded), then the app
-drains its groups and closes its storage. The HTTP port is served by
+and stops when cancelled, or gracefully when ``shutdown`` is set: both
+ports stop accepting at once (their listening sockets close: a connection
+opened after that is refused), every WebSocket gets a 1001 close frame and
+every SSE stream its last chunk, idle keep-alive HTTP connections close,
+requests in flight and streaming responses finish within
+``shutdown_timeout``; then the app drains its groups and closes its
+storage, and `serve` returns as soon as that is done (docs/operations.md,
+"Shutdown", has the measured timings). The HTTP port is served by
 `front_door.FrontDoor` (``ServerSettings.http == "fast"``, the default) or by
 hypercorn + quart-trio (``"asgi"``, `asgi.serve_asgi`).
 """
@@ -65,8 +69,8 @@ async def serve(
 
             async def graceful() -> None:
                 await shutdown.wait()
-                server.close_streams()
-                websocket.close_all()
+                websocket.drain()  # the stream port stops accepting; every WebSocket gets 1001
+                server.close_streams()  # every SSE stream ends with its last chunk
 
             port_done = trio.Event()
 

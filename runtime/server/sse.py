@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+import orjson
+
 from ..streams.events import Event
 from .auth import parse_query
 from .outbox import Outbox
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from .settings import ServerSettings
 
 __all__ = [
-    "sse_block", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
+    "sse_block", "refresh_required_block", "SSEOutbox", "SSE_HEADERS", "cors_headers", "chunk", "LAST_CHUNK",
     "subscription_target",
 ]
 
@@ -34,6 +36,11 @@ def sse_block(event: Event) -> bytes:
         head = f"id: {position}\nevent: {event.type}\ndata: " if position else f"event: {event.type}\ndata: "
         cached = event.frames["sse"] = head.encode() + event.json + b"\n\n"
     return cached
+
+
+def refresh_required_block(expires_at: float) -> bytes:
+    """(ext) ``event: refresh_required`` with ``{"expiresAt": E}``, no ``id:`` line."""
+    return b"event: refresh_required\ndata: " + orjson.dumps({"expiresAt": expires_at}) + b"\n\n"
 
 
 def SSEOutbox(limit: int, *, metrics: object = None) -> Outbox:  # noqa: N802 - reads as a class

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .auth_lease import AuthLease
 from .flusher import Flusher
 from .outbox import Outbox
+from .presence_wire import join_presence, leave_presence
 from .settings import SLOW_CLOSE
-from .sse import LAST_CHUNK, chunk, sse_block
+from .sse import LAST_CHUNK, chunk, refresh_required_block, sse_block
 from .sse_session import Admitted, leave
 
 if TYPE_CHECKING:
@@ -55,7 +57,10 @@ class DirectSSE:
             fd=stream.socket.fileno() if flusher.running else -1, wrap=chunk,
         )
         self._id = uuid.uuid4().hex
+        #: (ext) the auth context's expiry: refresh_required, then the end of the response
+        self.lease = AuthLease(admitted.auth_context, refresh_before=server.settings.refresh_before)
         self._slow = False
+        self._joined = False
         self._scope = trio.CancelScope()
 
     def _overflowed(self) -> None:
@@ -87,6 +92,8 @@ class DirectSSE:
                     return
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader, nursery.cancel_scope)
+                    if self.lease.expires_at is not None:
+                        nursery.start_soon(self.lease.watch, self._refresh_required, self._expired)
                     await self._writer()
                     nursery.cancel_scope.cancel()
         except _NETWORK_ERRORS:
@@ -97,6 +104,8 @@ class DirectSSE:
             self.outbox.close()
             server.metrics.connections["sse"] -= 1
             server.metrics.subscriptions["sse"] -= 1
+            with trio.move_on_after(settings.shutdown_timeout, shield=True):
+                await leave_presence(server.app, self.outbox, sub, self._id)
             await leave(server, self.outbox, sub, self._id, self.admitted.auth_context)
             if self._slow and not self.outbox.writing:
                 with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
@@ -105,8 +114,24 @@ class DirectSSE:
 
     async def _join(self, since: tuple[str, int] | None) -> None:
         sub = self.admitted.subscription
-        await self.server.app.engine.join(self.outbox, sub.stream_name, sub.group_id, subscription_id=self._id,
-                                          item_id=sub.id, since=since)
+        engine = self.server.app.engine
+        await engine.join(self.outbox, sub.stream_name, sub.group_id, subscription_id=self._id,
+                          item_id=sub.id, since=since)
+        if self._joined:  # a resync: the registration stands, the list comes again after the new sync
+            if self.admitted.presence:
+                engine.presence.resend(self.outbox, sub.stream_name, sub.group_id, self._id)
+            return
+        self._joined = True
+        await join_presence(self.server.app, self.outbox, sub, self._id, self.admitted.auth_context,
+                            connection_id=self._id, listen=self.admitted.presence)
+
+    def _refresh_required(self, expires_at: float) -> None:
+        self.outbox.push_raw(refresh_required_block(expires_at))
+
+    async def _expired(self) -> None:
+        """The token lapsed: the response ends cleanly once what is queued is written; the client
+        reconnects with a new token and its Last-Event-ID and resumes."""
+        self.outbox.close()
 
     async def _reader(self, scope: trio.CancelScope) -> None:
         """A subscriber sends nothing after its request: reading only tells when it leaves."""

@@ -36,6 +36,8 @@ class Admitted:
     subscription: Subscription
     since: tuple[str, int] | None
     auth_context: Any
+    #: (ext) ``?presence=true`` on a group subscription: presence events after the sync
+    presence: bool = False
 
 
 @attrs.frozen
@@ -72,7 +74,8 @@ async def admit(
     if last_event_id is None:
         last_event_id = query.get("lastEventId")
     since = parse_position(last_event_id if isinstance(last_event_id, str) else None)
-    return Admitted(subscription, since, auth_context)
+    presence = query.get("presence") == "true" and subscription.id is None
+    return Admitted(subscription, since, auth_context, presence)
 
 
 async def leave(server: HttpServer, outbox: Outbox, subscription: Subscription, subscription_id: str,

@@ -21,6 +21,7 @@ closes.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -54,18 +55,22 @@ from .auth import (
     parse_query,
     token_from,
 )
-from .bind import open_listeners
+from .auth_lease import AuthLease, renew, still_allowed
 from .flusher import Flusher
 from .heartbeat import Heartbeat
+from .listeners import NETWORK_ERRORS, Accepted, Listener
 from .metrics import ServerMetrics
 from .outbox import Outbox
+from .presence_wire import join_presence, leave_presence
 from .settings import SLOW_CLOSE, ServerSettings
 from .ws_protocol import (
     BadFrame,
     JoinCommand,
     LeaveCommand,
+    RefreshCommand,
     bad_frame_error,
     close_frame,
+    control_frame,
     event_frame,
     join_error_frame,
     not_found_frame,
@@ -106,7 +111,7 @@ def _bytes_after_request(ws: WSConnection) -> bytes:
 class Connection:
     """One client: its subscriptions, its outbox, its tasks."""
 
-    def __init__(self, server: WebSocketServer, stream: trio.SocketStream) -> None:
+    def __init__(self, server: WebSocketServer, stream: trio.SocketStream, accepted: Accepted | None = None) -> None:
         self.server = server
         self.stream = stream
         self.ws = WSConnection(ConnectionType.SERVER)
@@ -123,31 +128,46 @@ class Connection:
         #: timeout): its tasks are cancelled and the close frame is written best effort.
         self._abort: tuple[int, str] | None = None
         self.subscriptions: dict[str, tuple[str, str, str | None]] = {}
-        self.auth_context: Any = None
+        #: (ext) the subscriptions that asked for presence events (resent after a resync)
+        self.presence_listeners: set[str] = set()
+        #: the auth context and its expiry (auth_lease.py); the request it came from, for a refresh
+        self.lease: AuthLease | None = None
+        self.auth_request: AuthRequest | None = None
+        #: joins, leaves, refreshes and the expiry change the subscription table one at a time
+        self._table = trio.Lock()
+        self.id = uuid.uuid4().hex
         self._early_events: list[Any] = []
         #: Heartbeat bookkeeping (heartbeat.py): pings sent, and the last one a pong answered.
         self.pings_sent = 0
         self.pings_answered = 0
         self._open = False
         self._cancel: trio.CancelScope | None = None
-        #: Where the connection is: the ``stage`` label of `runtime_connection_errors_total`.
-        self.stage = "handshake"
-        #: The client's (host, port), read once at accept: after a reset getpeername() raises ENOTCONN.
-        self.peer: tuple[str, int] | None = None
-        try:
-            if hasattr(stream, "socket"):
-                host, port = stream.socket.getpeername()[:2]
-                self.peer = (host, port)
-        except OSError:
-            pass
+        #: The listener's view of it (peer, stage): what its fault boundary logs and counts.
+        self.accepted = accepted if accepted is not None else Accepted(stream, Accepted.peer_of(stream), "handshake")
+        self.peer = self.accepted.peer
+
+    @property
+    def stage(self) -> str:
+        """Where the connection is: the ``stage`` label of `runtime_connection_errors_total`."""
+        return self.accepted.stage
+
+    @stage.setter
+    def stage(self, stage: str) -> None:
+        self.accepted.stage = stage
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def run(self) -> None:
         server = self.server
         try:
+            if server.draining:
+                return  # accepted just before the port stopped: closed unanswered, as a refusal would be
             with trio.move_on_after(server.settings.ws_handshake_timeout) as handshake:
-                accepted = await self._handshake()
+                server.handshaking.add(handshake)  # a drain cancels it
+                try:
+                    accepted = await self._handshake()
+                finally:
+                    server.handshaking.discard(handshake)
             if handshake.cancelled_caught or not accepted:
                 return
             self.stage = "frames"
@@ -159,6 +179,8 @@ class Connection:
                 with trio.CancelScope() as self._cancel:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, nursery.cancel_scope)
+                        if self.lease is not None:
+                            nursery.start_soon(self.lease.watch, self._refresh_required, self._expired)
                         await self._reader()
                         # the client said goodbye: flush what is queued, then stop
                         self.outbox.close()
@@ -173,7 +195,7 @@ class Connection:
                     with trio.move_on_after(1, shield=True):  # best effort: it may not be reading at all
                         # after any part of a frame the socket did not take, so the close frame stays whole
                         await self.stream.send_all(self.outbox.take_unsent() + close_frame(*self._abort))
-        finally:  # whatever ended it (a reset, a bug) goes on to WebSocketServer._handle, the fault boundary
+        finally:  # whatever ended it (a reset, a bug) goes on to the listener's fault boundary (listeners.py)
             with trio.move_on_after(1, shield=True):
                 await self.stream.aclose()
 
@@ -245,10 +267,12 @@ class Connection:
             token=token_from(headers, query, subprotocol_token),
         )
         try:
-            self.auth_context = await authenticate(self.server.app.authenticate, auth_request)
+            auth_context = await authenticate(self.server.app.authenticate, auth_request)
         except Refused as refused:
             await self._reject(refused.status, refused.code, str(refused))
             return False
+        self.auth_request = auth_request
+        self.lease = AuthLease(auth_context, refresh_before=settings.refresh_before)
         await self.stream.send_all(self.ws.send(AcceptConnection(subprotocol=chosen)))
         # Keep only the frame protocol: the handshake machinery (h11 and its
         # buffers) would cost ~3 KB for every idle connection (bench/fanout.py).
@@ -340,14 +364,54 @@ class Connection:
 
     # -- protocol -------------------------------------------------------------------
 
+    @property
+    def auth_context(self) -> Any:
+        return None if self.lease is None else self.lease.context
+
     async def _handle(self, data: str | bytes) -> None:
         command = parse_client_message(data)
         if isinstance(command, BadFrame):
             self.outbox.push_raw(bad_frame_error(command.message))
-        elif isinstance(command, JoinCommand):
-            await self._join(command)
-        else:
-            await self._leave_command(command)
+            return
+        async with self._table:
+            if isinstance(command, JoinCommand):
+                await self._join(command)
+            elif isinstance(command, RefreshCommand):
+                await self._refresh(command)
+            else:
+                await self._leave_command(command)
+
+    # -- token refresh and expiry (ext: docs/websocket.md, auth_lease.py) -------------
+
+    def _refresh_required(self, expires_at: float) -> None:
+        self.outbox.push_raw(control_frame("refresh_required", {"expiresAt": expires_at}))
+
+    async def _refresh(self, command: RefreshCommand) -> None:
+        """A new token: re-authenticate; refused subscriptions end, the others go on with no gap."""
+        assert self.lease is not None and self.auth_request is not None  # set by the handshake
+        try:
+            context = await renew(self.server.app, self.auth_request, command.token)
+        except Refused as refused:
+            self.outbox.push_raw(bad_frame_error(str(refused), "REFRESH_FAILED"))
+            return  # the old context, and its expiry, stay
+        self.lease.replace(context)
+        self.outbox.push_raw(control_frame("refreshed", {"expiresAt": self.lease.expires_at}))
+        engine = self.server.app.engine
+        for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+            subscription = Subscription(stream, group, item_id)
+            if not await still_allowed(engine.definition(stream).config, subscription, context):
+                self.outbox.push_raw(refusal_frames(stream, group, item_id, engine.clock(),
+                                                    "access to this stream is denied with the new token"))
+                await self._leave(subscription_id)
+
+    async def _expired(self) -> None:
+        """The auth context lapsed unrefreshed: every subscription ends as refused; the connection stays."""
+        async with self._table:
+            clock = self.server.app.engine.clock
+            for subscription_id, (stream, group, item_id) in list(self.subscriptions.items()):
+                self.outbox.push_raw(refusal_frames(stream, group, item_id, clock(), "the token has expired",
+                                                    code="TOKEN_EXPIRED"))
+                await self._leave(subscription_id)
 
     async def _join(self, command: JoinCommand) -> None:
         server = self.server
@@ -365,6 +429,10 @@ class Connection:
             self.outbox.push_raw(not_found_frame(command.stream, command.group, command.item_id, timestamp))
             return
         subscription = Subscription(command.stream, command.group, command.item_id)
+        if self.lease is not None and self.lease.expired:
+            self.outbox.push_raw(refusal_frames(command.stream, command.group, command.item_id, timestamp,
+                                                "the token has expired: refresh it first", code="TOKEN_EXPIRED"))
+            return
         try:
             await check_access(server.app, definition.config, subscription, self.auth_context)
         except Refused as refused:
@@ -387,8 +455,15 @@ class Connection:
         if previous is None:
             server.metrics.subscriptions["websocket"] += 1
         else:  # replaced in the same group: the registration was swapped, the old one has left
+            if previous[2] is None and command.item_id is not None:  # (group -> group: join_presence replaces)
+                await leave_presence(server.app, self.outbox, Subscription(*previous), command.subscription_id)
             await self._notify_leave(Subscription(*previous))
         self.subscriptions[command.subscription_id] = (command.stream, command.group, command.item_id)
+        self.presence_listeners.discard(command.subscription_id)
+        if command.presence:
+            self.presence_listeners.add(command.subscription_id)
+        await join_presence(server.app, self.outbox, subscription, command.subscription_id, self.auth_context,
+                            connection_id=self.id, listen=command.presence, client_data=command.presence_data)
 
     async def _leave_command(self, command: LeaveCommand) -> None:
         if command.subscription_id in self.subscriptions:
@@ -396,7 +471,9 @@ class Connection:
 
     async def _leave(self, subscription_id: str) -> None:
         stream, group, item_id = self.subscriptions.pop(subscription_id)
+        self.presence_listeners.discard(subscription_id)
         self.server.metrics.subscriptions["websocket"] -= 1
+        await leave_presence(self.server.app, self.outbox, Subscription(stream, group, item_id), subscription_id)
         try:
             await self.server.app.engine.leave(self.outbox, stream, group, subscription_id)
         except (ActorStopped, RuntimeError):
@@ -424,6 +501,8 @@ class Connection:
             if self.subscriptions.get(subscription_id) != (stream, group, item_id):
                 # left (or replaced) while we re-joined: undo the registration we just made
                 await engine.leave(self.outbox, stream, group, subscription_id)
+            elif subscription_id in self.presence_listeners:
+                engine.presence.resend(self.outbox, stream, group, subscription_id)
 
 
 class WebSocketServer:
@@ -438,42 +517,38 @@ class WebSocketServer:
         self.flusher: Flusher | None = Flusher()
         #: Pings every connection and closes the silent ones; runs in `serve`'s nursery.
         self.heartbeat = Heartbeat(ping_interval=settings.ws_ping_interval, pong_timeout=settings.ws_pong_timeout)
+        #: The stream port's accept loop and fault boundary (listeners.py).
+        self.listener = Listener("stream", self.handle, metrics, first_stage="handshake",
+                                 network_errors=(*NETWORK_ERRORS, *_NETWORK_ERRORS))
+        self.draining = False
+        #: The cancel scopes of handshakes in progress: a drain ends them.
+        self.handshaking: set[trio.CancelScope] = set()
 
     async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept until `drain`; the connections run in this nursery (the caller cancels it at the end)."""
         async with trio.open_nursery() as nursery:
             if self.flusher is not None:
                 await nursery.start(self.flusher.run)
             await nursery.start(self.heartbeat.run)
-            listeners = await open_listeners(self.settings.stream_port, self.settings.host,
-                                             reuse_port=self.settings.reuse_port)
-            await nursery.start(
-                lambda task_status: trio.serve_listeners(
-                    self._handle, listeners, handler_nursery=nursery, task_status=task_status,
-                )
-            )
-            host, port = listeners[0].socket.getsockname()[:2]
+            host, port = await self.listener.open(self.settings.stream_port, self.settings.host,
+                                                  reuse_port=self.settings.reuse_port)
+            await nursery.start(self.listener.serve, nursery)
             task_status.started(f"ws://{host}:{port}")
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        try:
-            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
-        except (OSError, AttributeError):
-            pass
-        connection = Connection(self, stream)
-        try:
-            await connection.run()
-        except Exception as exc:  # noqa: BLE001 - the fault boundary: one connection ends, never the listener
-            self.metrics.connection_errors[("stream", connection.stage)] += 1
-            peer = f"{connection.peer[0]}:{connection.peer[1]}" if connection.peer else "?"
-            network = (OSError, *_NETWORK_ERRORS)
-            if isinstance(exc, network) or (isinstance(exc, ExceptionGroup) and exc.split(network)[1] is None):
-                logger.info("stream connection from %s ended at %s: %r", peer, connection.stage, exc)
-            else:
-                logger.exception("stream connection from %s failed at %s", peer, connection.stage)
+    async def handle(self, accepted: Accepted) -> None:
+        """One connection, behind the listener's fault boundary (listeners.py)."""
+        await Connection(self, accepted.stream, accepted).run()
+
+    def drain(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Shutdown begins: the port stops accepting (new connections are refused), handshakes in
+        progress end unanswered, and every open connection gets ``code`` (1001) once its queue is written."""
+        self.draining = True
+        self.listener.stop()
+        for handshake in list(self.handshaking):
+            handshake.cancel()
+        self.close_all(code)
 
     def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
-        """Shutdown: every connection gets ``code`` (1001) once its queue is written."""
+        """Every connection gets ``code`` (1001) once its queue is written."""
         for connection in list(self.connections):
             connection.close(code, "server shutting down")
-
-

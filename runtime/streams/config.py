@@ -39,6 +39,8 @@ class StreamConfig:
     on_leave: Callable[..., Any] | None = None
     can_access: Callable[..., Any] | None = None
     history: HistoryPolicy | None = None
+    #: ``presence(auth_context, subscription) -> identity | (identity, data) | None`` (docs/presence.md).
+    presence: Callable[..., Any] | None = None
     idempotency_window: float = 24 * 3600.0
     idempotency_keys: int = 10_000
     validator: Validator = attrs.field(init=False, eq=False, repr=False)

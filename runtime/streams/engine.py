@@ -38,6 +38,7 @@ from .expiry import ExpirySweeper
 from .group import GroupActor
 from .group_context import EngineMetrics, GroupContext
 from .messages import ExpireDue, GroupStats, Join, Joined, Leave
+from .presence import PresenceRegistry
 from .shared_committer import CatchUp
 from .subscribers import Subscriber
 from .triggers import StreamListener, TriggerDispatcher
@@ -113,6 +114,9 @@ class StreamEngine(SingleUse):
         )
         self._groups: VirtualActors | None = None
         self._system: ActorSystem | None = None
+        #: Who is subscribed to each group (presence.py); shared by every process on Redis.
+        presence_records = getattr(self.storage, "presence_records", None)
+        self.presence = PresenceRegistry(clock=clock, records=presence_records() if presence_records else None)
         for stream in streams:
             self.declare(stream)
 
@@ -181,6 +185,8 @@ class StreamEngine(SingleUse):
                     self._groups = system.virtual("group", self._new_group_actor, idle_timeout=self._idle_timeout)
                     if isinstance(self.storage, SharedStorage):
                         await nursery.start(self.storage.follow, self._follow, self._storage_lost)
+                    if self.presence.shared:
+                        await nursery.start(self.presence.run)
                     # The sweeper asks group actors: it stops before they do.
                     async with trio.open_nursery() as sweeping:
                         await sweeping.start(self.expiry.run)
