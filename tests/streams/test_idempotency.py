@@ -7,7 +7,6 @@ import trio
 
 from runtime import IdempotencyError, RedisStorage, Stream, StreamConfig, StreamEngine
 from runtime.streams.idempotency import keyed_calls
-from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
 from .conftest import Probe
 
@@ -109,13 +108,6 @@ async def test_calls_in_a_keyed_scope_get_their_ordinals_as_keys(backend):
         with keyed_calls("msg-2"):
             await counter.update("g", "a", INCREMENT)
         assert await counter.get("g", "a") == {"id": "a", "n": 3}
-
-
-@pytest.fixture
-def redis_url():
-    prefix = unique_prefix()
-    yield f"{ensure_redis()}?prefix={prefix}"
-    delete_prefix(prefix)
 
 
 async def test_two_engines_on_one_redis_apply_a_key_once(redis_url):

@@ -15,7 +15,6 @@ import pytest
 import trio
 
 from runtime import MemoryStorage, RedisStorage, RuntimeClock, SQLiteStorage, Stream, StreamEngine
-from tests.redis_support import delete_prefix, ensure_redis, unique_prefix
 
 from .conftest import Probe
 
@@ -196,13 +195,6 @@ async def test_an_expiry_that_fell_due_while_nothing_ran_is_applied_once_after_a
 
 
 # -- Redis: real time, and two engines racing for one expiry ------------------------------------------
-
-
-@pytest.fixture
-def redis_url():
-    prefix = unique_prefix()
-    yield f"{ensure_redis()}?prefix={prefix}"
-    delete_prefix(prefix)
 
 
 async def test_redis_deletes_an_item_at_its_ttl(redis_url):
