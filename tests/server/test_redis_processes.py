@@ -171,7 +171,7 @@ work = step({"name": "Work", "triggers": [queue("work", concurrency=2)]})
 @work.handle
 async def do_work(data, ctx):
     # a key per process: a run taken over writes its own pid (queue calls are otherwise keyed by message)
-    await ctx.streams.jobs.set("started", data["n"], {"pid": os.getpid()}, idempotency_key=f"{os.getpid()}")
+    await ctx.streams.jobs.set("started", data["n"], {"pid": os.getpid()}, idempotency_key=f"{os.getpid()}:{data['n']}")
     await trio.sleep(0.3)
     await ctx.streams.jobs.update("done", data["n"], [{"type": "increment", "path": "count", "by": 1}])
 """
