@@ -38,7 +38,17 @@ from .steps import (
 )
 from .steps.context import emit, enqueue, logger, state
 from .storage import HistoryPolicy, MemoryStorage, SQLiteStorage, Storage, open_storage
-from .streams import DeleteResult, Event, SetResult, SetResults, Stream, StreamConfig, StreamEngine, Subscriber
+from .streams import (
+    DeleteResult,
+    Event,
+    PresenceEntry,
+    SetResult,
+    SetResults,
+    Stream,
+    StreamConfig,
+    StreamEngine,
+    Subscriber,
+)
 
 if TYPE_CHECKING:
     from .client import StreamClient
@@ -46,7 +56,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiRequest", "ApiResponse", "App", "ConfigurationError", "DeleteResult", "Event", "FlowContext", "HistoryPolicy",
-    "Logger", "MemoryStorage", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock", "SQLiteStorage",
+    "Logger", "MemoryStorage", "PresenceEntry", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock",
+    "SQLiteStorage",
     "SetResult", "SetResults", "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig",
     "StreamEngine", "StreamNotFound", "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError",
     "ValidationError",

@@ -134,16 +134,14 @@ class ConsoleAccess:
         return "<ConsoleAccess>"
 
 
-async def check_access(app: App, config: Any, subscription: Subscription, auth_context: Any, *,
-                       on_join: bool = True) -> None:
-    """``can_access`` then (unless ``on_join`` is False: a re-check of a live subscription)
-    ``on_join``; raises `Refused` (403) when either says no, or raises."""
+async def check_access(app: App, config: Any, subscription: Subscription, auth_context: Any) -> None:
+    """``can_access`` then ``on_join``; raises `Refused` (403) when either says no, or raises."""
     if isinstance(auth_context, ConsoleAccess):
         return
     try:
         if config.can_access is not None and not await call_hook(config.can_access, subscription, auth_context):
             raise Refused(403, "STREAM_ACCESS_DENIED", "access to this stream is denied")
-        if on_join and config.on_join is not None:
+        if config.on_join is not None:
             result = await call_hook(config.on_join, subscription, _hook_context(app, "on_join"), auth_context)
             if isinstance(result, Mapping) and result.get("unauthorized"):
                 raise Refused(403, "STREAM_ACCESS_DENIED", "the join was refused")

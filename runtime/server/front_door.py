@@ -58,6 +58,7 @@ from .http_wire import (
     response_head,
 )
 from .listeners import NETWORK_ERRORS, Accepted, Listener
+from .presence_wire import is_presence_read, read_presence
 from .routes import Reply, Routes, Streamed, json_reply, split_target
 from .sse import SSEConnection
 from .sse_wire import SSE_HEADERS, subscription_target
@@ -412,6 +413,12 @@ class HttpConnection:
             peer = self.stream.socket.getpeername()
         except OSError:
             raise _Gone from None  # reset before we could look at it
+        if is_presence_read(parts, headers):  # (ext) who is there, as JSON
+            status, body = await read_presence(server, parts[0], parts[1], headers=headers, path=path, query=query,
+                                               addr=tuple(peer[:2]) if peer else None)
+            keep = keep_alive(request, body_read=True, status=status, draining=door.draining)
+            await self._reply(request, json_reply(status, body, door.routes.common(request, trace_id)), keep=keep)
+            return await self._end(keep)
         sse = SSEConnection(server, self.stream, Subscription(*parts), flusher=door.flusher,
                             heartbeat=door.heartbeat)
         refusal = await sse.admit(headers=headers, path=path, query=query, addr=tuple(peer[:2]) if peer else None)
@@ -421,7 +428,9 @@ class HttpConnection:
             await self._reply(request, json_reply(refusal.status, refusal.body, common), keep=keep)
             return await self._end(keep)
         self.lifecycle.advance("stream")
-        head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True)
+        # connection: close — the stream ends with its connection (at shutdown, at a token's expiry),
+        # so a client must not send its reconnect on this one
+        head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True, keep=False)
         server.metrics.http_requests[200] += 1
         await sse.run(head)
         self.lifecycle.advance("gone")  # an SSE stream ends with its connection

@@ -70,6 +70,9 @@ class ServerSettings:
     ws_handshake_timeout: float = 10.0
     ws_ping_interval: float = 25.0
     ws_pong_timeout: float = 20.0
+    #: Seconds before an auth context's ``expires_at`` that ``refresh_required`` is sent (or half
+    #: the remaining lifetime when that is shorter): WebSocket and SSE (auth_lease.py).
+    refresh_before: float = 30.0
     #: Once listening, collect and `gc.freeze()` what start-up made (modules,
     #: the app's definitions: ~60k objects), so that the full collections a
     #: busy server triggers do not scan them again each time (~40 ms each on

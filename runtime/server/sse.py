@@ -7,9 +7,10 @@ Everything a subscription connection is — admission, the group registration,
 connection layer's (`subscriptions.Subscriptions`); this module only frames:
 the response head and the ``retry:`` hint go first (`Outbox.preface`), then
 each event as an SSE block (`sse_wire.sse_block`), each write one HTTP chunk,
-the ``: ping`` keep-alive when the stream is quiet, and the last chunk at the
-end. A reader task notices the client leaving (a subscriber sends nothing
-after its request).
+the ``: ping`` keep-alive when the stream is quiet, (ext) ``refresh_required``
+before the auth context's expiry, and the last chunk at the end (at the
+expiry too: the client reconnects with a new token and resumes). A reader
+task notices the client leaving (a subscriber sends nothing after its request).
 
 The body is written by the server's `Flusher` (`flusher.py`, the one
 mechanism WebSocket connections use too): what the group turns since its
@@ -21,7 +22,6 @@ subscriber per event. Memory per connection is bounded: the outbox
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ import trio
 
 from .auth import AuthRequest, Subscription, token_from
 from .listeners import NETWORK_ERRORS
-from .sse_wire import LAST_CHUNK, chunk, resume_position, sse_block
+from .sse_wire import LAST_CHUNK, chunk, refresh_required_block, resume_position, sse_block
 from .subscriptions import Refusal, Subscriptions
 
 if TYPE_CHECKING:
@@ -59,8 +59,10 @@ class SSEConnection:
             slow_close=LAST_CHUNK, max_subscriptions=1, flusher=flusher, fd=stream.socket.fileno(),
             heartbeat=heartbeat, ping=PING,
         )
-        self._id = uuid.uuid4().hex
+        #: One subscription per connection: it goes by the connection's id.
+        self._id = self.subscriptions.id
         self._since: tuple[str, int] | None = None
+        self._options: dict[str, Any] = {}
 
     async def admit(self, *, headers: HeaderMap, path: str, query: Mapping[str, Any],
                     addr: tuple[str, int] | None) -> Refusal | None:
@@ -73,6 +75,8 @@ class SSEConnection:
         if refusal is None:
             refusal = await subscriptions.check(self._id, self.subscription)
         self._since = resume_position(headers, query)
+        if query.get("presence") == "true" and self.subscription.id is None:
+            self._options = {"presence": True}  # (ext) presence events after the sync
         return refusal
 
     async def run(self, head: bytes) -> None:
@@ -84,19 +88,31 @@ class SSEConnection:
             async with subscriptions.connected(self.stream):
                 # before the join queues the sync: the head is the first thing on the wire
                 outbox.preface(head + chunk(f"retry: {server.settings.sse_retry_ms}\n\n".encode()))
-                refusal = await subscriptions.attach(self._id, self.subscription, since=self._since)
+                refusal = await subscriptions.attach(self._id, self.subscription, since=self._since,
+                                                     options=self._options)
                 if refusal is not None:
                     subscriptions.end_now(LAST_CHUNK)  # the head, then the end: EventSource retries
                     return
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._reader, nursery.cancel_scope)
+                        lease = subscriptions.lease
+                        if lease is not None and lease.expires_at is not None:
+                            nursery.start_soon(lease.watch, self._refresh_required, self._expired)
                         await subscriptions.write(last=LAST_CHUNK)
                         nursery.cancel_scope.cancel()
                 except NETWORK_ERRORS:
                     pass  # the client went away
         finally:
             server.open_outboxes.discard(outbox)
+
+    def _refresh_required(self, expires_at: float) -> None:
+        self.subscriptions.outbox.push_raw(refresh_required_block(expires_at))
+
+    async def _expired(self) -> None:
+        """The token lapsed: the response ends cleanly once what is queued is written; the client
+        reconnects with a new token and its Last-Event-ID and resumes."""
+        self.subscriptions.outbox.close()
 
     async def _reader(self, scope: trio.CancelScope) -> None:
         """A subscriber sends nothing after its request: reading only tells when it leaves."""

@@ -11,13 +11,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+import orjson
+
 from ..streams.events import Event, parse_position
 from .auth import parse_query
 
 if TYPE_CHECKING:
     from .auth import HeaderMap
 
-__all__ = ["sse_block", "SSE_HEADERS", "chunk", "LAST_CHUNK", "subscription_target", "resume_position"]
+__all__ = [
+    "sse_block", "refresh_required_block", "SSE_HEADERS", "chunk", "LAST_CHUNK", "subscription_target",
+    "resume_position",
+]
 
 #: The headers of an SSE response (both serving paths).
 SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
@@ -31,6 +36,11 @@ def sse_block(event: Event) -> bytes:
         head = f"id: {position}\nevent: {event.type}\ndata: " if position else f"event: {event.type}\ndata: "
         cached = event.frames["sse"] = head.encode() + event.json + b"\n\n"
     return cached
+
+
+def refresh_required_block(expires_at: float) -> bytes:
+    """(ext) ``event: refresh_required`` with ``{"expiresAt": E}``, no ``id:`` line."""
+    return b"event: refresh_required\ndata: " + orjson.dumps({"expiresAt": expires_at}) + b"\n\n"
 
 
 def chunk(data: bytes) -> bytes:

@@ -15,8 +15,12 @@ client sends; everything else about a subscription connection is here:
   stream, ``can_access``, ``on_join``.
 * **The subscription table** (`table`): subscription id -> `Joined`, the
   `Subscription` the hooks saw and the per-subscription ``options`` the
-  client asked for (presence and the like: the layer stores them, the
-  features that read them own their meaning).
+  client asked for: ``presence`` (bool: send this subscription the group's
+  presence events) and ``presence_data`` (its own entry's data). Every group
+  subscription counts in its group's presence (`presence_wire.join_presence`
+  at attach, `leave_presence` at leave; item subscriptions do not). Changes
+  to the table are made one at a time: a transport holds `lock` around each
+  client command (join, leave, refresh) and the expiry.
 * **Leave and ``on_leave``, however a subscription ends**: the client's
   leave, a join that replaces it, a join that failed after ``on_join``
   ran, and the end of the connection (`connected` leaves every one,
@@ -44,11 +48,16 @@ Lifecycle, as a transport uses it::
         ... reader task: subs.join / subs.leave from what the client sends ...
         await subs.write(last=...)            # the writer; returns once closed and drained
 
-**Auth context.** `auth_context` is the connection's; every hook call made
-for this connection (``can_access``, ``on_join``, ``on_leave``) gets the
-value it holds at that moment. A token refresh swaps it with
-`reauthorize`, which re-runs ``can_access`` for every live subscription
-under the new context and ends (and returns) those now refused.
+**Auth context.** The connection's `lease` (auth_lease.py) holds its auth
+context (`auth_context`) and that context's expiry; every hook call made for
+this connection (``can_access``, ``on_join``, ``on_leave``) gets the context
+it holds at that moment. A token refresh is `renew` (``authenticate`` again
+on the connection's own request, the token replaced: on success the lease
+holds the new context) then `recheck` (``can_access`` alone for every live
+subscription; those now refused are told to the transport and left). The
+transport runs ``lease.watch`` in its nursery and frames its notices; at
+expiry, `end_all` ends every subscription, and `check` refuses new joins
+with ``TOKEN_EXPIRED`` until a refresh.
 
 Nothing here raises into the server for what one client does: hooks that
 raise refuse (admission) or are logged (``on_leave``), a failed group join
@@ -58,6 +67,7 @@ is a `Refusal` with code ``JOIN_FAILED``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -70,8 +80,10 @@ from actors import ActorStopped
 from ..errors import StreamNotFound
 from ..streams.events import Event
 from .auth import AuthRequest, Refused, Subscription, authenticate, check_access, notify_leave
+from .auth_lease import AuthLease, renew, still_allowed
 from .listeners import NETWORK_ERRORS
 from .outbox import Outbox
+from .presence_wire import join_presence, leave_presence
 from .settings import SLOW_CLOSE
 
 if TYPE_CHECKING:
@@ -115,6 +127,11 @@ class Joined:
     def group(self) -> tuple[str, str]:
         return self.subscription.stream_name, self.subscription.group_id
 
+    @property
+    def presence(self) -> bool:
+        """It asked for the group's presence events (``presence: true`` / ``?presence=true``)."""
+        return bool(self.options.get("presence"))
+
 
 class Subscriptions:
     """One client connection's auth context, subscriptions, outbox and writer (see the module docstring)."""
@@ -148,10 +165,16 @@ class Subscriptions:
             settings.outbox_limit, encode, metrics=metrics, on_overflow=self._overflowed,
             on_ready=None if flusher is None else flusher.mark, fd=fd if flusher is not None else -1, wrap=wrap,
         )
-        #: The connection's auth context (`authenticate`; swapped by `reauthorize`).
-        self.auth_context: Any = None
+        #: The connection's id: the default presence identity of an anonymous client.
+        self.id = uuid.uuid4().hex
+        #: The auth context and its expiry (`authenticate`; `renew` replaces the context).
+        self.lease: AuthLease | None = None
+        #: The request `authenticate` admitted: a refresh re-authenticates it with the new token.
+        self.auth_request: AuthRequest | None = None
         #: subscription id -> `Joined`
         self.table: dict[str, Joined] = {}
+        #: Held by the transport around each change of the table (a client command, the expiry).
+        self.lock = trio.Lock()
         self.stream: Any = None
         self._slow_close = slow_close
         self._heartbeat = heartbeat
@@ -175,10 +198,17 @@ class Subscriptions:
         if not self.settings.origin_allowed(origin):
             return Refusal(403, "ORIGIN_NOT_ALLOWED", "this origin may not subscribe")
         try:
-            self.auth_context = await authenticate(self.app.authenticate, request)
+            auth_context = await authenticate(self.app.authenticate, request)
         except Refused as refused:
             return Refusal(refused.status, refused.code, str(refused))
+        self.auth_request = request
+        self.lease = AuthLease(auth_context, refresh_before=self.settings.refresh_before)
         return None
+
+    @property
+    def auth_context(self) -> Any:
+        """The connection's auth context now (None before `authenticate`, or anonymous)."""
+        return None if self.lease is None else self.lease.context
 
     async def check(self, subscription_id: str, subscription: Subscription) -> Refusal | None:
         """The limit, the stream, ``can_access`` and ``on_join``: None when it may be attached."""
@@ -189,6 +219,8 @@ class Subscriptions:
             definition = self.app.engine.definition(subscription.stream_name)
         except StreamNotFound as exc:
             return Refusal(404, exc.code, str(exc))
+        if self.lease is not None and self.lease.expired:
+            return Refusal(401, "TOKEN_EXPIRED", "the token has expired: refresh it first")
         try:
             await check_access(self.app, definition.config, subscription, self.auth_context)
         except Refused as refused:
@@ -220,8 +252,14 @@ class Subscriptions:
         if previous is None:
             self.metrics.subscriptions[self.transport] += 1
         else:
+            if previous.subscription.id is None and subscription.id is not None:
+                # group -> item in the same group: no longer counted (group -> group: join_presence replaces)
+                await leave_presence(self.app, self.outbox, previous.subscription, subscription_id)
             await self._notify_leave(previous.subscription)
-        self.table[subscription_id] = Joined(subscription, dict(options or {}))
+        joined = self.table[subscription_id] = Joined(subscription, dict(options or {}))
+        await join_presence(self.app, self.outbox, subscription, subscription_id, self.auth_context,
+                            connection_id=self.id, listen=joined.presence,
+                            client_data=joined.options.get("presence_data"))
         return None
 
     async def join(self, subscription_id: str, subscription: Subscription, *,
@@ -233,20 +271,31 @@ class Subscriptions:
             refusal = await self.attach(subscription_id, subscription, since=since, options=options)
         return refusal
 
-    async def reauthorize(self, auth_context: Any) -> list[tuple[str, Joined]]:
-        """A new auth context (a token refresh): ``can_access`` again for every live subscription;
-        those it now refuses are left (``on_leave``) and returned, for the transport to tell."""
-        self.auth_context = auth_context
-        refused: list[tuple[str, Joined]] = []
+    async def renew(self, token: str) -> Refusal | None:
+        """A refresh: ``authenticate`` again with ``token``; on success the lease holds the new
+        context (and its expiry); refused, the old one stays. Hold `lock`, then `recheck`."""
+        assert self.lease is not None and self.auth_request is not None  # set by `authenticate`
+        try:
+            context = await renew(self.app, self.auth_request, token)
+        except Refused as refused:
+            return Refusal(refused.status, "REFRESH_FAILED", str(refused))
+        self.lease.replace(context)
+        return None
+
+    async def recheck(self, refused: Callable[[str, Joined], object]) -> None:
+        """``can_access`` for every live subscription with the current context; each one it now
+        refuses is told to ``refused`` (the transport frames it), then left."""
         for subscription_id, joined in list(self.table.items()):
             config = self.app.engine.definition(joined.subscription.stream_name).config
-            try:
-                await check_access(self.app, config, joined.subscription, auth_context, on_join=False)
-            except Refused:
-                refused.append((subscription_id, joined))
-        for subscription_id, _ in refused:
+            if not await still_allowed(config, joined.subscription, self.auth_context):
+                refused(subscription_id, joined)
+                await self.leave(subscription_id)
+
+    async def end_all(self, ended: Callable[[str, Joined], object]) -> None:
+        """Every subscription ends (the token expired): each is told to ``ended``, then left."""
+        for subscription_id, joined in list(self.table.items()):
+            ended(subscription_id, joined)
             await self.leave(subscription_id)
-        return refused
 
     # -- leaving ------------------------------------------------------------------------------------
 
@@ -256,6 +305,7 @@ class Subscriptions:
         if joined is None:
             return False
         self.metrics.subscriptions[self.transport] -= 1
+        await leave_presence(self.app, self.outbox, joined.subscription, subscription_id)
         stream, group = joined.group
         try:
             await self.app.engine.leave(self.outbox, stream, group, subscription_id)
@@ -364,6 +414,8 @@ class Subscriptions:
             if current is None or current.subscription != entry.subscription:
                 # left (or replaced) while we re-joined: undo the registration we just made
                 await engine.leave(outbox, stream, group, subscription_id)
+            elif current.presence:  # the registration stands: its presence list comes again after the sync
+                engine.presence.resend(outbox, stream, group, subscription_id)
 
     # -- what the server's `Heartbeat` sees ----------------------------------------------------------
 

@@ -44,12 +44,14 @@ from .heartbeat import Heartbeat
 from .listeners import NETWORK_ERRORS, Accepted, Listener
 from .metrics import ServerMetrics
 from .settings import ServerSettings
-from .subscriptions import Refusal, Subscriptions
+from .subscriptions import Joined, Refusal, Subscriptions
 from .ws_protocol import (
     BadFrame,
     JoinCommand,
+    RefreshCommand,
     bad_frame_error,
     close_frame,
+    control_frame,
     event_frame,
     join_error_frame,
     not_found_frame,
@@ -139,6 +141,9 @@ class Connection:
             try:
                 async with self.subscriptions.connected(self.stream), trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, nursery.cancel_scope)
+                    lease = self.subscriptions.lease
+                    if lease is not None:
+                        nursery.start_soon(lease.watch, self._refresh_required, self._expired)
                     await self._reader()
                     # the client said goodbye: flush what is queued, then stop
                     self.outbox.close()
@@ -260,29 +265,67 @@ class Connection:
 
     # -- protocol -------------------------------------------------------------------
 
+    @property
+    def auth_context(self) -> Any:
+        return self.subscriptions.auth_context
+
     async def _handle(self, data: str | bytes) -> None:
         command = parse_client_message(data)
         if isinstance(command, BadFrame):
             self.outbox.push_raw(bad_frame_error(command.message))
-        elif isinstance(command, JoinCommand):
-            await self._join(command)
-        else:
-            await self.subscriptions.leave(command.subscription_id)
+            return
+        async with self.subscriptions.lock:
+            if isinstance(command, JoinCommand):
+                await self._join(command)
+            elif isinstance(command, RefreshCommand):
+                await self._refresh(command)
+            else:
+                await self.subscriptions.leave(command.subscription_id)
 
     async def _join(self, command: JoinCommand) -> None:
         subscription = Subscription(command.stream, command.group, command.item_id)
-        refusal = await self.subscriptions.join(command.subscription_id, subscription, since=command.since)
+        options = {"presence": command.presence, "presence_data": command.presence_data} if command.presence else {}
+        refusal = await self.subscriptions.join(command.subscription_id, subscription, since=command.since,
+                                                options=options)
         if refusal is not None:
-            self.outbox.push_raw(refusal_frame(refusal, command, self.server.app.engine.clock()))
+            self.outbox.push_raw(refusal_frame(refusal, subscription, self.server.app.engine.clock()))
+
+    # -- token refresh and expiry (ext: docs/websocket.md, auth_lease.py) -------------
+
+    def _refresh_required(self, expires_at: float) -> None:
+        self.outbox.push_raw(control_frame("refresh_required", {"expiresAt": expires_at}))
+
+    async def _refresh(self, command: RefreshCommand) -> None:
+        """A new token: re-authenticate; refused subscriptions end, the others go on with no gap."""
+        subscriptions = self.subscriptions
+        refusal = await subscriptions.renew(command.token)
+        if refusal is not None:
+            self.outbox.push_raw(bad_frame_error(refusal.message, refusal.code))
+            return  # the old context, and its expiry, stay
+        assert subscriptions.lease is not None  # renewed just above
+        self.outbox.push_raw(control_frame("refreshed", {"expiresAt": subscriptions.lease.expires_at}))
+        await subscriptions.recheck(lambda _, joined: self._tell_refused(
+            joined, "STREAM_ACCESS_DENIED", "access to this stream is denied with the new token"))
+
+    async def _expired(self) -> None:
+        """The auth context lapsed unrefreshed: every subscription ends as refused; the connection stays."""
+        async with self.subscriptions.lock:
+            await self.subscriptions.end_all(lambda _, joined: self._tell_refused(
+                joined, "TOKEN_EXPIRED", "the token has expired"))
+
+    def _tell_refused(self, joined: Joined, code: str, message: str) -> None:
+        sub = joined.subscription
+        self.outbox.push_raw(refusal_frames(sub.stream_name, sub.group_id, sub.id, self.server.app.engine.clock(),
+                                            message, code=code))
 
 
-def refusal_frame(refusal: Refusal, command: JoinCommand, timestamp: int) -> bytes:
+def refusal_frame(refusal: Refusal, subscription: Subscription, timestamp: int) -> bytes:
     """A refused join, in its envelope: what Motia's clients expect for each refusal."""
-    stream, group, item_id = command.stream, command.group, command.item_id
+    stream, group, item_id = subscription.stream_name, subscription.group_id, subscription.id
     if refusal.code == "STREAM_NOT_FOUND":
         return not_found_frame(stream, group, item_id, timestamp)
-    if refusal.code == "STREAM_ACCESS_DENIED":
-        return refusal_frames(stream, group, item_id, timestamp, refusal.message)
+    if refusal.code in ("STREAM_ACCESS_DENIED", "TOKEN_EXPIRED"):
+        return refusal_frames(stream, group, item_id, timestamp, refusal.message, code=refusal.code)
     return join_error_frame(stream, group, item_id, timestamp, refusal.code, refusal.message)
 
 

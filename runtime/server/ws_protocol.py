@@ -16,10 +16,12 @@ import attrs
 import orjson
 
 from ..streams.events import Event, envelope, parse_position
+from ..streams.presence import MAX_PRESENCE_DATA
 
 __all__ = [
-    "text_frame", "event_frame", "close_frame", "JoinCommand", "LeaveCommand", "BadFrame", "parse_client_message",
-    "bad_frame_error", "refusal_frames", "not_found_frame", "join_error_frame",
+    "text_frame", "event_frame", "close_frame", "JoinCommand", "LeaveCommand", "RefreshCommand", "BadFrame",
+    "parse_client_message", "bad_frame_error", "refusal_frames", "not_found_frame", "join_error_frame",
+    "control_frame",
 ]
 
 OP_TEXT = 0x1
@@ -65,6 +67,16 @@ class JoinCommand:
     subscription_id: str
     item_id: str | None = None
     since: tuple[str, int] | None = None
+    #: (ext) the join asked for presence events, with this data for its own entry (group joins only).
+    presence: bool = False
+    presence_data: Any = None
+
+
+@attrs.frozen
+class RefreshCommand:
+    """(ext) ``{"type":"refresh","data":{"token":T}}``: re-authenticate the live connection."""
+
+    token: str
 
 
 @attrs.frozen
@@ -86,7 +98,7 @@ def _since(value: Any) -> tuple[str, int] | None:
     return parse_position(value) if isinstance(value, str) else None
 
 
-def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadFrame:
+def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | RefreshCommand | BadFrame:
     """One client frame (text, or binary parsed as UTF-8 JSON) → a command, or what is wrong with it."""
     if not data:
         return BadFrame("empty frame")
@@ -97,11 +109,16 @@ def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadF
     if not isinstance(message, dict):
         return BadFrame("a frame must be a JSON object")
     kind = message.get("type")
-    if kind not in ("join", "leave"):
-        return BadFrame(f"unknown frame type {kind!r} (join or leave)")
+    if kind not in ("join", "leave", "refresh"):
+        return BadFrame(f"unknown frame type {kind!r} (join, leave or refresh)")
     body = message.get("data")
     if not isinstance(body, dict):
         return BadFrame(f'a {kind} frame needs an object "data"')
+    if kind == "refresh":
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            return BadFrame('refresh: "data.token" must be a non-empty string')
+        return RefreshCommand(token)
     fields = {}
     for name in ("streamName", "groupId", "subscriptionId"):
         value = body.get(name)
@@ -113,13 +130,25 @@ def parse_client_message(data: str | bytes) -> JoinCommand | LeaveCommand | BadF
         return BadFrame(f'{kind}: "data.id" must be a non-empty string or null')
     if kind == "leave":
         return LeaveCommand(fields["streamName"], fields["groupId"], fields["subscriptionId"], item_id)
+    presence = body.get("presence") is True and item_id is None  # only group joins get presence
+    presence_data = body.get("presenceData") if presence else None
+    if presence_data is not None:
+        if not isinstance(presence_data, dict):
+            return BadFrame('join: "data.presenceData" must be a JSON object')
+        if len(orjson.dumps(presence_data)) > MAX_PRESENCE_DATA:
+            return BadFrame(f'join: "data.presenceData" is larger than {MAX_PRESENCE_DATA} bytes encoded')
     return JoinCommand(fields["streamName"], fields["groupId"], fields["subscriptionId"], item_id,
-                       _since(body.get("since")))
+                       _since(body.get("since")), presence, presence_data)
 
 
 def bad_frame_error(message: str, code: str = "BAD_FRAME") -> bytes:
-    """A protocol error that belongs to no stream (Motia clients ignore it)."""
+    """A protocol error that belongs to no stream (Motia clients ignore it); also ``REFRESH_FAILED``."""
     return text_frame(orjson.dumps({"type": "error", "error": {"code": code, "message": message}}))
+
+
+def control_frame(kind: str, data: dict[str, Any]) -> bytes:
+    """(ext) A stream-less frame: ``refreshed`` / ``refresh_required`` (Motia clients ignore them)."""
+    return text_frame(orjson.dumps({"type": kind, "data": data}))
 
 
 def _stream_frame(stream: str, group: str, item_id: str | None, timestamp: int, event: dict[str, Any]) -> bytes:
@@ -129,11 +158,13 @@ def _stream_frame(stream: str, group: str, item_id: str | None, timestamp: int, 
     return text_frame(orjson.dumps(body))
 
 
-def refusal_frames(stream: str, group: str, item_id: str | None, timestamp: int, message: str) -> bytes:
-    """``unauthorized`` then the ``STREAM_ACCESS_DENIED`` custom error event, as protocol.md says."""
+def refusal_frames(stream: str, group: str, item_id: str | None, timestamp: int, message: str,
+                   code: str = "STREAM_ACCESS_DENIED") -> bytes:
+    """``unauthorized`` then the custom error event, as protocol.md says: ``STREAM_ACCESS_DENIED``,
+    or (ext) ``TOKEN_EXPIRED`` when the connection's auth context lapsed."""
     return _stream_frame(stream, group, item_id, timestamp, {"type": "unauthorized"}) + _stream_frame(
         stream, group, item_id, timestamp + 1,
-        {"type": "event", "event": {"type": "error", "data": {"code": "STREAM_ACCESS_DENIED", "message": message}}},
+        {"type": "event", "event": {"type": "error", "data": {"code": code, "message": message}}},
     )
 
 

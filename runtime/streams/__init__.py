@@ -14,11 +14,13 @@ from .config import DeleteResult, SetResult, SetResults, StreamConfig, StreamDef
 from .engine import StreamEngine, current_engine
 from .events import Event
 from .messages import Joined
+from .presence import PresenceEntry, PresenceRegistry
 from .stream import Stream
 from .subscribers import Subscriber
 from .triggers import StreamListener
 
 __all__ = [
-    "DeleteResult", "Event", "Joined", "SetResult", "SetResults", "Stream", "StreamConfig", "StreamDefinition",
+    "DeleteResult", "Event", "Joined", "PresenceEntry", "PresenceRegistry",
+    "SetResult", "SetResults", "Stream", "StreamConfig", "StreamDefinition",
     "StreamEngine", "StreamListener", "Subscriber", "current_engine",
 ]

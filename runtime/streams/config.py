@@ -37,6 +37,8 @@ class StreamConfig:
     on_leave: Callable[..., Any] | None = None
     can_access: Callable[..., Any] | None = None
     history: HistoryPolicy | None = None
+    #: ``presence(auth_context, subscription) -> identity | (identity, data) | None`` (docs/presence.md).
+    presence: Callable[..., Any] | None = None
     validator: Validator = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:

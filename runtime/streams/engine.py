@@ -37,6 +37,7 @@ from .events import Event
 from .group import GroupActor
 from .group_context import EngineMetrics, GroupContext
 from .messages import GroupStats, Join, Joined, Leave
+from .presence import PresenceRegistry
 from .shared_committer import CatchUp
 from .subscribers import Subscriber
 from .triggers import StreamListener, TriggerDispatcher
@@ -104,6 +105,9 @@ class StreamEngine(SingleUse):
         )
         self._groups: VirtualActors | None = None
         self._system: ActorSystem | None = None
+        #: Who is subscribed to each group (presence.py); shared by every process on Redis.
+        presence_records = getattr(self.storage, "presence_records", None)
+        self.presence = PresenceRegistry(clock=clock, records=presence_records() if presence_records else None)
         for stream in streams:
             self.declare(stream)
 
@@ -172,6 +176,8 @@ class StreamEngine(SingleUse):
                     self._groups = system.virtual("group", self._new_group_actor, idle_timeout=self._idle_timeout)
                     if isinstance(self.storage, SharedStorage):
                         await nursery.start(self.storage.follow, self._follow, self._storage_lost)
+                    if self.presence.shared:
+                        await nursery.start(self.presence.run)
                     yield self
                 # Groups have drained and committed; let triggers finish what
                 # is queued, within a bound, then stop them.

@@ -17,6 +17,7 @@ from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem, UpdateMany
 from .ops import check_json, check_name, is_json_value, item_copy, json_copy, name_entry
+from .presence import PresenceEntry
 from .tracing import current_trace_id
 
 __all__ = ["Stream"]
@@ -130,6 +131,13 @@ class Stream:
         engine = self._engine or current_engine()
         engine.definition(self.name)
         return await engine.storage.list_groups(self.name)
+
+    async def presence(self, group_id: str) -> builtins.list[PresenceEntry]:
+        """Who is subscribed to the group now: one `PresenceEntry` (key, count, data) per identity,
+        sorted by key; every process's subscribers on Redis (docs/presence.md)."""
+        engine = self._engine or current_engine()
+        engine.definition(self.name)
+        return await engine.presence.entries(self.name, check_name(group_id, "group_id"))
 
     async def send(self, channel: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         """Emit an ephemeral event to the group's (or one item's) subscribers; nothing is stored.

@@ -20,14 +20,19 @@ def _layer(app: App, metrics: ServerMetrics) -> Subscriptions:
                          max_subscriptions=10)
 
 
-async def test_reauthorize_ends_only_the_subscriptions_the_new_context_refuses():
+async def test_a_refresh_ends_only_the_subscriptions_the_new_context_refuses():
     left: list[tuple[str, object]] = []
     config = StreamConfig(
         name="rooms",
         can_access=lambda sub, auth: sub.group_id == "lobby" or auth == "admin",
         on_leave=lambda sub, ctx, auth: left.append((sub.group_id, auth)),
     )
-    app = App(streams=[Stream(config)], authenticate=lambda request: request.token)
+    def authenticate(request):
+        if request.token == "refused":
+            raise Unauthorized("no")
+        return request.token
+
+    app = App(streams=[Stream(config)], authenticate=authenticate)
     metrics = ServerMetrics()
     async with app:
         subs = _layer(app, metrics)
@@ -38,14 +43,31 @@ async def test_reauthorize_ends_only_the_subscriptions_the_new_context_refuses()
         refused = await subs.join("c", Subscription("rooms", "vault2"))  # allowed: admin
         assert refused is None and metrics.subscriptions["websocket"] == 3
 
-        ended = await subs.reauthorize("guest")
+        told: list[str] = []
+        failed = await subs.renew("bad")  # authenticate returns the token: "bad" is just another context
+        assert failed is None and subs.auth_context == "bad"
+        await subs.recheck(lambda subscription_id, joined: told.append(subscription_id))
+        assert sorted(told) == ["b", "c"]
+        assert sorted(left) == [("vault", "bad"), ("vault2", "bad")]
+        left.clear()
+        # renewed back to admin, re-joined, then a guest token
+        assert await subs.renew("admin") is None
+        assert await subs.join("b", Subscription("rooms", "vault")) is None
+        assert await subs.join("c", Subscription("rooms", "vault2")) is None
+        told.clear()
+        assert await subs.renew("guest") is None
+        await subs.recheck(lambda subscription_id, joined: told.append(subscription_id))
 
-        assert sorted(subscription_id for subscription_id, _ in ended) == ["b", "c"]
+        assert sorted(told) == ["b", "c"]
         assert list(subs.table) == ["a"] and subs.auth_context == "guest"
         assert metrics.subscriptions["websocket"] == 1
         assert (await app.engine.group_stats("rooms", "vault"))["subscribers"] == 0
         assert (await app.engine.group_stats("rooms", "lobby"))["subscribers"] == 1
         assert sorted(left) == [("vault", "guest"), ("vault2", "guest")]
+        # a refused refresh keeps the old context
+        refused_refresh = await subs.renew("refused")
+        assert refused_refresh is not None and refused_refresh.code == "REFRESH_FAILED"
+        assert subs.auth_context == "guest"
         # a refused join under the new context is a Refusal the transport frames, not an exception
         refusal = await subs.join("d", Subscription("rooms", "vault"))
         assert refusal is not None and (refusal.status, refusal.code) == (403, "STREAM_ACCESS_DENIED")

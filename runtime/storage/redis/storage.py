@@ -114,6 +114,7 @@ class RedisStorage(SharedStorage):
         #: Seconds between checks that Redis still holds this data set (see feed.py).
         self.check_interval = 1.0
         self._client: coredis.Redis[bytes] | None = None
+        self._presence: Any = None
         self._scripts: dict[str, Any] = {}
         self._exit: contextlib.AsyncExitStack | None = None
 
@@ -154,6 +155,14 @@ class RedisStorage(SharedStorage):
         stack, self._client, self._exit = self._exit, None, None
         if stack is not None:
             await stack.aclose()  # not shielded, for the reason given in open()
+
+    def presence_records(self) -> Any:
+        """This storage's presence records (presence.py), made once: the engine's registry shares them."""
+        if self._presence is None:
+            from .presence import PresenceRecords
+
+            self._presence = PresenceRecords(self)
+        return self._presence
 
     @property
     def client(self) -> coredis.Redis[bytes]:
