@@ -71,6 +71,7 @@ class App(SingleUse):
         )
         #: The development console, once `serve` turned it on (runtime.console.Console).
         self.console: Any = None
+        self._client_assets = False  # /_client/ (the browser client), registered by the first `serve`
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike[str], **options: Any) -> App:
@@ -104,10 +105,14 @@ class App(SingleUse):
         turns it off. It is then ``app.console``.
         """
         from .console import Console, console_enabled
+        from .server.client_assets import install_client_assets
         from .server.serve import serve
         from .server.settings import ServerSettings
 
         settings = settings or ServerSettings(**options)
+        if not self._client_assets:
+            install_client_assets(self)
+            self._client_assets = True
         if self.console is None and console_enabled(settings.host, console, console_token):
             self.console = Console(self, token=console_token, sse_prefix=settings.sse_prefix).install()
         with self.console.capturing() if self.console is not None else nullcontext():

@@ -133,14 +133,16 @@ class Server:
 
 @contextmanager
 def server_process(command: str, *args: str, env: dict[str, str] | None = None,
-                   timeout: float = 30.0) -> Iterator[Server]:
+                   timeout: float = 30.0, port: int = 0, stream_port: int = 0) -> Iterator[Server]:
     """``python -m runtime COMMAND ARGS --port 0 --stream-port 0`` (``serve`` or ``dev``) as a real process.
+
+    Fixed ``port`` / ``stream_port`` are for a test that restarts a server where its clients reconnect.
 
     Yields once it prints its "listening on" line; it is stopped (SIGTERM,
     then SIGKILL) on the way out. Its stderr goes to the test's output.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "runtime", command, *args, "--port", "0", "--stream-port", "0"],
+        [sys.executable, "-m", "runtime", command, *args, "--port", str(port), "--stream-port", str(stream_port)],
         stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, **(env or {})},
     )
     try:

@@ -88,6 +88,10 @@ def test_the_built_wheel_installed_in_a_fresh_venv_serves_a_project(tmp_path):
             client.post("/counters/clicks")
             bumped = client.post("/counters/clicks")
             assert bumped.status_code == 200 and bumped.json() == {"id": "clicks", "value": 4}
+            # the browser client's build is package data (runtime/server/client_js links to clients/js/dist)
+            module = client.get("/_client/stream.js")
+            assert module.status_code == 200
+            assert module.content == (ROOT / "clients" / "js" / "dist" / "stream.js").read_bytes()
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
     finally:

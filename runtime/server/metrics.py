@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 if TYPE_CHECKING:
     from ..app import App
@@ -42,6 +43,21 @@ def _with_label(line: str, label: str) -> str:
     if sample.endswith("}"):
         return f"{sample[:-1]},{label}}} {value}"
     return f"{sample}{{{label}}} {value}"
+
+
+def live_tasks() -> int:
+    """Trio tasks alive in this process (the task tree, walked from the root): a connection, a
+    stream or a handler that leaks a task shows here. A few ms with 10,000 tasks, once a scrape."""
+    count = 0
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        if task is None:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return count
 
 
 def render_metrics(app: App, metrics: ServerMetrics) -> str:
@@ -87,6 +103,8 @@ def render_metrics(app: App, metrics: ServerMetrics) -> str:
          "Connections ended by an exception (a reset, a protocol error, a bug), by listener and stage.",
          [_line("runtime_connection_errors_total", n, {"listener": listener, "stage": stage})
           for (listener, stage), n in sorted(metrics.connection_errors.items())]),
+        ("runtime_tasks", "gauge", "Trio tasks alive in the process (a leak grows it).",
+         [_line("runtime_tasks", live_tasks())]),
         ("runtime_accept_exhausted_total", "counter",
          "Times a listener ran out of descriptors (accept failed with EMFILE/ENFILE) and paused accepting.",
          [_line("runtime_accept_exhausted_total", metrics.accept_exhausted[listener], {"listener": listener})

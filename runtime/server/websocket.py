@@ -76,6 +76,11 @@ CLOSE_SLOW = 4008
 _PROTOCOL_ERRORS = (RemoteProtocolError, LocalProtocolError)
 
 
+#: The answer to a request that is not a WebSocket upgrade we can read.
+_BAD_UPGRADE = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 31\r\n"
+                b"connection: close\r\n\r\nnot a WebSocket upgrade request")
+
+
 def _bytes_after_request(ws: WSConnection) -> bytes:
     """What the client sent after its upgrade request, in the reads that carried the request.
 
@@ -179,11 +184,17 @@ class Connection:
             if received > 16384:
                 await self.stream.send_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n")
                 return False
-            self.ws.receive_data(data)
-            for event in self.ws.events():
-                if isinstance(event, Request):
-                    request = event
-                    break
+            try:
+                self.ws.receive_data(data)
+                for event in self.ws.events():
+                    if isinstance(event, Request):
+                        request = event
+                        break
+            except (RemoteProtocolError, UnicodeError):
+                # not a WebSocket upgrade (wsproto's refusal), or header bytes it cannot decode
+                # (a non-ASCII Host or Connection raised UnicodeDecodeError: tests/server/test_fuzz_websocket.py)
+                await self.stream.send_all(_BAD_UPGRADE)
+                return False
         # the same shapes as over HTTP: case-insensitive headers, repeated query names as lists
         headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.extra_headers])
         target = urlsplit(request.target)

@@ -33,13 +33,13 @@ def _catch_all():
 async def test_an_internal_route_is_served_as_sent_and_is_not_a_step():
     app = App(steps=[_catch_all()])
     app.add_internal_route("GET", "/_probe/", page)
-    app.add_internal_route("GET", "/_client/stream.js", script)
+    app.add_internal_route("GET", "/_probe/app.js", script)
     async with app:
         response = await app.request("GET", "/_probe/")
         assert (response.status, response.body) == (200, PAGE)
         assert response.headers["X-Trace-Id"]
         # the literal segments win over the user's /:a/:b, which still answers its own paths
-        assert (await app.request("GET", "/_client/stream.js")).body == b"export const x = 1;\n"
+        assert (await app.request("GET", "/_probe/app.js")).body == b"export const x = 1;\n"
         assert (await app.request("GET", "/x/y")).body == {"a": "x"}
     assert list(app.steps.steps) == ["CatchAll"]
     assert app.steps.metrics.invocations == 1  # only the user's step counted
@@ -48,14 +48,14 @@ async def test_an_internal_route_is_served_as_sent_and_is_not_a_step():
 async def test_over_http_the_body_and_content_type_are_sent_as_they_are():
     app = App()
     app.add_internal_route("GET", "/_probe/", page)
-    app.add_internal_route("GET", "/_client/stream.js", script)
+    app.add_internal_route("GET", "/_probe/app.js", script)
     async with running(app) as (url, _server):
         async with httpx.AsyncClient(base_url=url) as client:
             response = await client.get("/_probe/")
             assert response.status_code == 200
             assert response.headers["content-type"] == "text/html; charset=utf-8"
             assert response.text == PAGE
-            js = await client.get("/_client/stream.js")
+            js = await client.get("/_probe/app.js")
             assert (js.headers["content-type"], js.content) == ("text/javascript", b"export const x = 1;\n")
 
 

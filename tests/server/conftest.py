@@ -29,14 +29,16 @@ def serve_command(*args: str) -> list[str]:
 
 
 @asynccontextmanager
-async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
-    """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields (process, HTTP URL).
+async def serve_project(*args: str, stderr: Any = subprocess.PIPE, **options: Any,
+                        ) -> AsyncIterator[tuple[Any, str, str]]:
+    """``python -m runtime serve ARGS --port 0 --stream-port 0`` in its own process; yields
+    (process, HTTP URL, stream URL). ``options`` go to `trio.lowlevel.open_process` (``preexec_fn``...).
 
     Waits for its "listening on" line; kills it on the way out if it still runs.
     """
     process = await trio.lowlevel.open_process(
         serve_command(*args, "--port", "0", "--stream-port", "0"), stdout=subprocess.PIPE, stderr=stderr,
-        cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
+        cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"}, **options,
     )
     try:
         line = b""
@@ -45,11 +47,19 @@ async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncItera
                 chunk = await process.stdout.receive_some(4096)
                 assert chunk, "the server exited before listening"
                 line += chunk
-        yield process, line.decode().split("listening on ", 1)[1].split()[0]
+        http_url, _, stream_url = line.decode().split("listening on ", 1)[1].split()[:3]
+        yield process, http_url, stream_url
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def serve_process(*args: str, stderr: int = subprocess.PIPE) -> AsyncIterator[tuple[Any, str]]:
+    """`serve_project`, yielding (process, HTTP URL)."""
+    async with serve_project(*args, stderr=stderr) as (process, http_url, _):
+        yield process, http_url
 
 
 @pytest.fixture(autouse=True)

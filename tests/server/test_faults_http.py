@@ -16,7 +16,8 @@ import trio
 
 from runtime import ApiResponse, App, Stream, http, step
 
-from .conftest import client, running
+from . import fault_support
+from .conftest import SSEReader, client, running
 from .test_sse_direct import connect, read_to_end, read_until
 
 LINGER_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER {1, 0}: close sends RST
@@ -318,7 +319,11 @@ async def test_slow_header_clients_do_not_delay_a_normal_client():
     b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n",  # a 100 KB request line
 ])
 async def test_non_http_bytes_get_an_error_or_a_close_and_the_server_serves(garbage):
-    async with running(make_app()) as (url, server):
+    app = make_app()
+    async with running(app) as (url, server):
+        await sse_subscriber_gets_sync_and_next(url, app)
+        await settled(server.front_door)
+        baseline = fault_support.here()
         sock = await connect(url)
         try:
             await sock.send(garbage)
@@ -328,7 +333,9 @@ async def test_non_http_bytes_get_an_error_or_a_close_and_the_server_serves(garb
         assert data == b"" or data.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), data[:100]
         sock.close()
         await answered(url)
+        await sse_subscriber_gets_sync_and_next(url, app)
         await settled(server.front_door)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 # -- shutdown --------------------------------------------------------------------------------
@@ -353,3 +360,69 @@ async def test_draining_closes_idle_connections_at_once_and_answers_a_request_in
         idle.close()
         busy.close()
 
+
+
+# -- a reset at every stage, then the server serves and its footprint is back ----------------------
+
+
+async def sse_subscriber_gets_sync_and_next(url: str, app: App, group: str = "after") -> None:
+    """A fresh SSE subscriber gets its sync and the next event."""
+    with trio.fail_after(10):
+        async with client(url) as c, c.stream("GET", f"/streams/feed/{group}") as response:
+            reader = SSEReader(response)
+            assert (await reader.next_event())["event"] == "sync"
+            await app.stream("feed").set(group, os.urandom(6).hex(), {"n": 1})
+            assert (await reader.next_event())["event"] == "create"
+
+
+async def stage_after_connect(sock):
+    pass
+
+
+async def stage_mid_request_line(sock):
+    await sock.send(b"GET /hea")
+
+
+async def stage_mid_sse_head(sock):
+    await sock.send(b"GET /streams/feed/g HTTP/1.1\r\nHost: x\r\nAccept: text/ev")
+
+
+async def stage_during_sse_stream(sock):
+    await sock.send(b"GET /streams/feed/g HTTP/1.1\r\nHost: x\r\n\r\n")
+    await read_until(sock, b"event: sync")
+
+
+async def stage_during_post_body(sock):
+    await sock.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+
+
+async def stage_while_its_handler_runs(sock):
+    await sock.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+HTTP_STAGES = [stage_after_connect, stage_mid_request_line, stage_mid_sse_head, stage_during_sse_stream,
+               stage_during_post_body, stage_while_its_handler_runs]
+
+
+@pytest.mark.parametrize("stage", HTTP_STAGES, ids=lambda f: f.__name__.removeprefix("stage_"))
+async def test_a_reset_at_any_stage_leaves_the_server_serving_and_nothing_behind(stage):
+    app = make_app()
+    async with running(app) as (url, server):
+        await sse_subscriber_gets_sync_and_next(url, app, "g")  # the groups' actors are part of the baseline
+        await sse_subscriber_gets_sync_and_next(url, app)
+        await settled(server.front_door)
+        baseline = fault_support.here()
+        async with client(url) as bystander:  # a keep-alive connection, open throughout
+            assert (await bystander.get("/health")).status_code == 200
+            for _ in range(5):
+                sock = await connect(url)
+                await stage(sock)
+                await trio.testing.wait_all_tasks_blocked()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+                sock.close()
+            app.gate.set()  # a handler that was answering a reset client finishes; its answer goes nowhere
+            assert (await bystander.get("/health")).status_code == 200
+        await sse_subscriber_gets_sync_and_next(url, app)
+        await settled(server.front_door)
+        await fault_support.back_to(baseline, fault_support.measure_here)
+        assert server.metrics.connections["sse"] == 0 and not server.open_outboxes

@@ -20,6 +20,7 @@ from trio_websocket import open_websocket_url
 from runtime import App, Stream, StreamConfig
 
 from ..helpers import live_tasks
+from . import fault_support
 from .conftest import running_ws
 
 UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -172,6 +173,8 @@ async def test_non_http_bytes_end_that_connection_only(name):
     app = make_app()
     # bytes that never end a request line are ended by the handshake timeout (10 s by default)
     async with running_ws(app, ws_handshake_timeout=1) as listening:
+        await still_serving(listening, app)
+        baseline = fault_support.here()
         sock = await open_raw(listening.stream_url)
         try:
             sock.send(GARBAGE[name])
@@ -186,6 +189,7 @@ async def test_non_http_bytes_end_that_connection_only(name):
                     break
         sock.close()
         await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 ABUSE = {
@@ -205,6 +209,8 @@ ABUSE = {
 async def test_websocket_protocol_abuse_closes_that_connection_only(name):
     app = make_app()
     async with running_ws(app) as listening:
+        await still_serving(listening, app)
+        baseline = fault_support.here()
         sock = await open_raw(listening.stream_url)
         await stage_after_101(sock)
         await trio.to_thread.run_sync(lambda: (sock.setblocking(True), sock.sendall(ABUSE[name]),
@@ -223,6 +229,7 @@ async def test_websocket_protocol_abuse_closes_that_connection_only(name):
         sock.close()
         await wait_closed(listening)
         await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
 
 
 async def test_a_hook_that_raises_in_on_leave_ends_nothing_else():
@@ -253,3 +260,54 @@ async def test_a_ping_flood_is_answered_and_bounded():
         await wait_closed(listening)
         await still_serving(listening, app)
 
+
+
+async def test_slow_header_clients_do_not_delay_a_normal_client_and_are_ended_by_the_handshake_timeout():
+    app = make_app()
+    # a 2 s handshake timeout instead of the default 10 s: the slow clients are ended by it, unwaited for
+    async with running_ws(app, ws_handshake_timeout=2) as listening:
+        await still_serving(listening, app)  # its group's actor is part of the baseline
+        baseline = fault_support.here()
+        slow = [await open_raw(listening.stream_url) for _ in range(200)]
+        for i in range(5):  # a byte per round from each slow client, a whole handshake and a join from a normal one
+            for sock in slow:
+                try:
+                    sock.send(UPGRADE[i:i + 1])
+                except OSError:
+                    pass  # on a loaded machine the rounds can outlast the timeout: the server ended it already
+            with trio.fail_after(5):
+                async with open_websocket_url(listening.stream_url) as ws:
+                    await ws.send_message(orjson.dumps({"type": "join", "data": {
+                        "streamName": "todos", "groupId": "g", "subscriptionId": "n"}}).decode())
+                    assert orjson.loads(await ws.get_message())["event"]["type"] == "sync"
+        with trio.fail_after(10):  # the server ends each, unanswered, once its handshake time is up
+            for sock in slow:
+                try:
+                    assert await recv_some(sock) == b""
+                except ConnectionResetError:
+                    pass  # ended while our byte was unread: a reset instead of an EOF, unanswered all the same
+        for sock in slow:
+            sock.close()
+        await still_serving(listening, app)
+        await fault_support.back_to(baseline, fault_support.measure_here)
+        assert listening.server.metrics.connections["websocket"] == 0
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade at all
+    UPGRADE.replace(b"Host: x", b"Host: \x80x"),  # wsproto decoded these with UnicodeDecodeError: a traceback
+    UPGRADE.replace(b"Connection: Upgrade", b"Connection: \xffUpgrade"),
+])
+async def test_a_request_that_is_no_readable_upgrade_is_answered_400(request_bytes):
+    app = make_app()
+    async with running_ws(app) as listening:
+        sock = await open_raw(listening.stream_url)
+        sock.send(request_bytes)
+        received = b""
+        with trio.fail_after(10):
+            while data := await recv_some(sock):
+                received += data
+        assert received.startswith(b"HTTP/1.1 400 ") and received.endswith(b"not a WebSocket upgrade request")
+        sock.close()
+        assert not listening.server.metrics.connection_errors  # answered: the client's mistake, not a failure
+        await still_serving(listening, app)

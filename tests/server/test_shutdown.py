@@ -14,7 +14,6 @@ grace period (5 s), with the slack a loaded 2-core machine needs.
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -27,11 +26,11 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from .conftest import ROOT, serve_command
+from .conftest import serve_project
 from .test_faults_websocket import UPGRADE
 from .test_sse_direct import read_to_end, read_until
 
-#: What "exits at once" is held to: measured 0.05-0.15 s with nothing in flight (docs/operations.md);
+#: What "exits at once" is held to: medians 37-64 ms, at most 120 ms measured (bench/shutdown.py);
 #: the grace period is 5 s, so anything near it is the bug, not the machine.
 PROMPT = 1.0
 
@@ -99,23 +98,9 @@ async def serving(tmp_path: Path) -> AsyncIterator[Server]:
     """The project (a stream and the slow step) served on free ports with memory storage."""
     (tmp_path / "feed_stream.py").write_text(FEED_STREAM)
     (tmp_path / "slow_step.py").write_text(SLOW_STEP)
-    process = await trio.lowlevel.open_process(
-        serve_command(str(tmp_path), "--port", "0", "--stream-port", "0", "--storage", "memory"),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "RUNTIME_LOG_FORMAT": "json"},
-    )
-    try:
-        line = b""
-        with trio.fail_after(30):
-            while b"\n" not in line:
-                chunk = await process.stdout.receive_some(4096)
-                assert chunk, "the server exited before listening"
-                line += chunk
-        http_url, _, stream_url = line.decode().split("listening on ", 1)[1].split()[:3]
+    async with serve_project(str(tmp_path), "--storage", "memory", stderr=subprocess.DEVNULL) as (
+            process, http_url, stream_url):
         yield Server(process, _address(http_url), _address(stream_url), stream_url, tmp_path)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def joined_websocket(server: Server, nursery: trio.Nursery, group: str = "g") -> Any:
