@@ -32,11 +32,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..steps.context import new_trace_id
 from ..steps.inputs import ApiRequest, ApiResponse
+from .cors import cors_headers
 from .metrics import render_metrics
 from .responses import ResponseStream
 from .routes import ALL_METHODS as ROUTE_METHODS
 from .routes import encode_body
-from .sse import cors_headers
 
 if TYPE_CHECKING:
     from .http import HttpServer
