@@ -15,7 +15,15 @@ package imports it.
 from typing import TYPE_CHECKING, Any
 
 from .app import App
-from .errors import ConfigurationError, StorageError, StreamNotFound, Unauthorized, UpdateError, ValidationError
+from .errors import (
+    ConfigurationError,
+    IdempotencyError,
+    StorageError,
+    StreamNotFound,
+    Unauthorized,
+    UpdateError,
+    ValidationError,
+)
 from .logs import Logger, configure_logging
 from .state import State
 from .steps import (
@@ -56,7 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiRequest", "ApiResponse", "App", "ConfigurationError", "DeleteResult", "Event", "FlowContext", "HistoryPolicy",
-    "Logger", "MemoryStorage", "PresenceEntry", "ProjectError", "RedisStorage", "RetryPolicy", "RuntimeClock",
+    "IdempotencyError", "Logger", "MemoryStorage", "PresenceEntry", "ProjectError", "RedisStorage", "RetryPolicy",
+    "RuntimeClock",
     "SQLiteStorage",
     "SetResult", "SetResults", "State", "Step", "Storage", "StorageError", "Stream", "StreamClient", "StreamConfig",
     "StreamEngine", "StreamNotFound", "StreamTriggerInput", "Subscriber", "TriggerInfo", "Unauthorized", "UpdateError",

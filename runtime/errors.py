@@ -16,6 +16,7 @@ __all__ = [
     "Unauthorized",
     "StorageError",
     "ConfigurationError",
+    "IdempotencyError",
 ]
 
 
@@ -73,6 +74,17 @@ class Unauthorized(RuntimeErrorBase):
     """Raised by an ``authenticate`` hook to refuse a connection (HTTP 401)."""
 
     code = "UNAUTHORIZED"
+
+
+class IdempotencyError(RuntimeErrorBase, ValueError):
+    """An idempotency key was used again, within its window, for a different call.
+
+    A repeat of a keyed call returns the first call's result only when it is
+    the same kind of call on the same item(s); anything else is refused (and
+    changes nothing) rather than answered with an unrelated result.
+    """
+
+    code = "IDEMPOTENCY_KEY_REUSED"
 
 
 class StorageError(RuntimeErrorBase):

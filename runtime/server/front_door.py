@@ -5,7 +5,7 @@
 order), applies the connection's rules (`http_wire.keep_alive`, moved by
 `http_wire.Lifecycle`) and hands each complete request to `routes.Routes`;
 an SSE subscription (``GET <prefix>/<stream>/<group>[/<item>]``) goes to
-the SSE transport (`sse_session.admit`, then `sse_direct.DirectSSE`).
+the SSE transport (`sse.SSEConnection`: admitted by the connection layer, `subscriptions.py`).
 
 How a connection ends, whatever the route (docs/http.md, "Connection rules"):
 
@@ -41,6 +41,7 @@ from werkzeug.datastructures import Headers
 from ..steps.context import new_trace_id
 from .auth import Subscription
 from .flusher import Flusher
+from .heartbeat import Heartbeat
 from .http_wire import (
     CONTINUE,
     NEED_DATA,
@@ -59,9 +60,8 @@ from .http_wire import (
 from .listeners import NETWORK_ERRORS, Accepted, Listener
 from .presence_wire import is_presence_read, read_presence
 from .routes import Reply, Routes, Streamed, json_reply, split_target
-from .sse import SSE_HEADERS, subscription_target
-from .sse_direct import DirectSSE
-from .sse_session import Refusal, admit
+from .sse import SSEConnection
+from .sse_wire import SSE_HEADERS, subscription_target
 
 if TYPE_CHECKING:
     from .http import HttpServer
@@ -76,7 +76,6 @@ RECEIVE_SIZE = 64 * 1024
 LINGER = 1.0
 #: Bytes a closing connection drops at most while lingering.
 LINGER_BYTES = 4 * 1024 * 1024
-_NETWORK_ERRORS = NETWORK_ERRORS
 
 
 class _Gone(Exception):
@@ -105,6 +104,8 @@ class FrontDoor:
         self.server = server
         self.routes = Routes(server)
         self.flusher = Flusher()
+        #: The ``: ping`` of quiet SSE streams, from one task (heartbeat.py).
+        self.heartbeat = Heartbeat(ping_interval=server.settings.sse_heartbeat, pong_timeout=None)
         self.keep_alive_timeout = keep_alive_timeout
         self._backlog = backlog
         self.draining = False
@@ -147,6 +148,7 @@ class FrontDoor:
         try:
             async with trio.open_nursery() as outer:
                 await outer.start(self.flusher.run)
+                await outer.start(self.heartbeat.run)
                 async with trio.open_nursery() as connections:
                     await connections.start(listener.serve, connections)
                     task_status.started([f"http://{host}:{port}"])
@@ -156,7 +158,7 @@ class FrontDoor:
                     # SSE streams were closed by the server and end once written; requests in flight
                     # finish: all within the grace period.
                     connections.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
-                outer.cancel_scope.cancel()  # the flusher
+                outer.cancel_scope.cancel()  # the flusher and the heartbeat
         finally:
             listener.stop()
 
@@ -205,7 +207,7 @@ class HttpConnection:
                 reader.feed(data)
                 if reader.finished:
                     break
-        except _NETWORK_ERRORS:
+        except NETWORK_ERRORS:
             return
         await trio.sleep_forever()  # enough is buffered: the writer's end cancels this
 
@@ -274,7 +276,7 @@ class HttpConnection:
             door._idle.add(self)
         try:
             data = await self.stream.socket.recv(RECEIVE_SIZE)
-        except _NETWORK_ERRORS:
+        except NETWORK_ERRORS:
             data = b""
         finally:
             scope.deadline = math.inf
@@ -379,7 +381,7 @@ class HttpConnection:
         stream = self.stream
         try:
             await stream.send_eof()
-        except _NETWORK_ERRORS:
+        except NETWORK_ERRORS:
             return
         if not (linger or not self.reader.idle or _readable(stream.socket)):
             return
@@ -391,7 +393,7 @@ class HttpConnection:
                     if not data:
                         return
                     dropped += len(data)
-            except _NETWORK_ERRORS:
+            except NETWORK_ERRORS:
                 return
 
     # -- SSE -------------------------------------------------------------------------------------
@@ -417,19 +419,20 @@ class HttpConnection:
             keep = keep_alive(request, body_read=True, status=status, draining=door.draining)
             await self._reply(request, json_reply(status, body, door.routes.common(request, trace_id)), keep=keep)
             return await self._end(keep)
-        admitted = await admit(server, Subscription(*parts), headers=headers, path=path, query=query,
-                               addr=tuple(peer[:2]) if peer else None)
+        sse = SSEConnection(server, self.stream, Subscription(*parts), flusher=door.flusher,
+                            heartbeat=door.heartbeat)
+        refusal = await sse.admit(headers=headers, path=path, query=query, addr=tuple(peer[:2]) if peer else None)
         common = door.routes.common(request, trace_id)
-        if isinstance(admitted, Refusal):
-            keep = keep_alive(request, body_read=True, status=admitted.status, draining=door.draining)
-            await self._reply(request, json_reply(admitted.status, admitted.body, common), keep=keep)
+        if refusal is not None:
+            keep = keep_alive(request, body_read=True, status=refusal.status, draining=door.draining)
+            await self._reply(request, json_reply(refusal.status, refusal.body, common), keep=keep)
             return await self._end(keep)
         self.lifecycle.advance("stream")
         # connection: close — the stream ends with its connection (at shutdown, at a token's expiry),
         # so a client must not send its reconnect on this one
         head = response_head(200, [*((k.lower(), v) for k, v in SSE_HEADERS), *common], chunked=True, keep=False)
         server.metrics.http_requests[200] += 1
-        await DirectSSE(server, door.flusher, self.stream, admitted).run(head)
+        await sse.run(head)
         self.lifecycle.advance("gone")  # an SSE stream ends with its connection
         return False
 

@@ -9,6 +9,11 @@ last answered ping; and the deadline of the ping it was sent, PONG_TIMEOUT
 later. One task sleeps until the earliest and does what is due. Entries
 hold connections weakly, so a closed connection is not kept alive by its
 pending entries (under churn that would be up to PING_INTERVAL of them).
+
+With ``pong_timeout=None`` it is a keep-alive instead (SSE's ``: ping``
+comments): no answer is expected, and a ping is only sent to a connection
+that has written nothing for ``ping_interval`` (`Pingable.last_write`), so
+one task replaces a timer per SSE connection.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class Pingable(Protocol):
     @property
     def open(self) -> bool: ...
 
+    @property
+    def last_write(self) -> float:
+        """When the connection last wrote (Trio clock); read only by a keep-alive heartbeat."""
+
     def ping(self) -> None:
         """Queue a ping frame."""
 
@@ -51,7 +60,7 @@ class Pingable(Protocol):
 class Heartbeat:
     """The due pings and pong deadlines of every connection, served by one task (`run`)."""
 
-    def __init__(self, *, ping_interval: float = PING_INTERVAL, pong_timeout: float = PONG_TIMEOUT) -> None:
+    def __init__(self, *, ping_interval: float = PING_INTERVAL, pong_timeout: float | None = PONG_TIMEOUT) -> None:
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         #: (when, tie-break, kind, connection): a heap
@@ -95,6 +104,14 @@ class Heartbeat:
 
     def _due_now(self, connection: Pingable, kind: int, now: float) -> None:
         if kind == _PING:
+            if self.pong_timeout is None:  # keep-alive: only a quiet connection is pinged
+                quiet_until = connection.last_write + self.ping_interval
+                if quiet_until > now:
+                    self._at(quiet_until, _PING, connection)
+                    return
+                connection.ping()
+                self._at(now + self.ping_interval, _PING, connection)
+                return
             connection.pings_sent += 1
             connection.ping()
             self._at(now + self.pong_timeout, connection.pings_sent, connection)

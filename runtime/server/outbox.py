@@ -192,6 +192,12 @@ class Outbox:
             else:
                 del self._awaiting_sync[key]
 
+    def preface(self, data: bytes) -> None:
+        """Bytes written before anything queued, as they are (not wrapped, outside the bound): a
+        response head that must reach the socket before the first frame, whoever writes first."""
+        self._unsent += data
+        self._notify()
+
     def push_raw(self, data: bytes) -> None:
         """Queue bytes outside the bound and never dropped (control frames, hints, errors)."""
         self._push(data, droppable=False)

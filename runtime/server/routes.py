@@ -25,10 +25,10 @@ import trio
 
 from ..steps.inputs import ApiRequest, ApiResponse
 from .auth import parse_query
+from .cors import cors_headers
 from .http_wire import LAST_CHUNK, Request, chunk, response_head, valid_header
 from .metrics import render_metrics
 from .responses import ResponseStream
-from .sse import cors_headers
 
 if TYPE_CHECKING:
     from .http import HttpServer

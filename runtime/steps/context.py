@@ -102,6 +102,21 @@ class FlowContext:
 
     emit = enqueue
 
+    @property
+    def idempotency_key(self) -> str | None:
+        """The HTTP request's ``Idempotency-Key`` header, or None (and None for other triggers).
+
+        Pass it on to the stream calls that must apply once per key:
+        ``await stream.set(..., idempotency_key=ctx.idempotency_key)``. A
+        queue handler needs nothing: its stream calls are keyed by the
+        message (docs/steps.md, "Exactly-once effects").
+        """
+        if self.trigger.type != "http":
+            return None
+        headers = getattr(self.input_value, "headers", None)
+        value = headers.get("idempotency-key") if headers is not None else None
+        return value or None
+
     # Motia's multi-trigger helpers, so one handler can serve several triggers.
     def is_http(self) -> bool:
         return self.trigger.type == "http"

@@ -28,6 +28,7 @@ from ..state import State
 from ..storage.base import QueuedMessage
 from ..streams.engine import StreamEngine
 from ..streams.events import Event
+from ..streams.idempotency import keyed_calls
 from ..streams.ops import check_json, json_copy
 from ..streams.schema import Validator, compile_schema
 from ..streams.stream import Stream
@@ -347,9 +348,11 @@ class StepRuntime:
         one = binding.step
         trigger = TriggerInfo("queue", topic=message.topic)
         try:
-            await self.invoke(
-                one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition
-            )
+            # Each stream call of the run is keyed by (message, ordinal): a retry does not apply it twice.
+            with keyed_calls(f"queue:{message.id}"):
+                await self.invoke(
+                    one, message.data, trigger, trace_id=message.trace_id, condition=binding.trigger.condition
+                )
         except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered
             await self._retry_or_bury(one, message, exc, receipt)
             return

@@ -75,6 +75,9 @@ class GroupState:
     timestamp: int  # last stamped timestamp in ms (0 for a new group)
     items: dict[str, dict]  # id -> item, in insertion order
     history: list[StoredEvent]  # oldest first, already trimmed by the policy
+    #: Ids of the items that have an expiry, or None when the backend does not say: a shared one,
+    #: whose other processes change expiries (the group then clears one on every plain ``set``).
+    expiring: list[str] | None = None
 
 
 @attrs.frozen(slots=True)

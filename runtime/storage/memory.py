@@ -146,13 +146,14 @@ class MemoryStorage(Storage):
         self._check_open()
         stored = self._groups.get(stream, {}).get(group)
         if stored is None:
-            return GroupState(epoch=new_epoch(), offset=0, timestamp=0, items={}, history=[])
+            return GroupState(epoch=new_epoch(), offset=0, timestamp=0, items={}, history=[], expiring=[])
         return GroupState(
             epoch=stored.epoch,
             offset=stored.offset,
             timestamp=stored.timestamp,
             items=dict(stored.items),
             history=list(stored.history),
+            expiring=list(stored.expiries),
         )
 
     async def commit(

@@ -154,6 +154,7 @@ _UPSERT_EXPIRY = """
     ON CONFLICT (stream, grp, item_id) DO UPDATE SET at = excluded.at"""
 _DUE_GROUPS = "SELECT DISTINCT grp FROM expiries WHERE stream = ? AND at <= ? LIMIT ?"
 _EXPIRED_ITEMS = "SELECT item_id FROM expiries WHERE stream = ? AND grp = ? AND at <= ? ORDER BY at, item_id"
+_SELECT_EXPIRING = "SELECT item_id FROM expiries WHERE stream = ? AND grp = ?"
 _NEXT_EXPIRY = "SELECT MIN(at) FROM expiries WHERE stream = ?"
 
 _MAX_RECORD_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM idempotency WHERE stream = ? AND grp = ?"
@@ -237,14 +238,16 @@ def _load_group(conn: sqlite3.Connection, stream: str, group: str) -> GroupState
     with _transaction(conn, "BEGIN"):  # one consistent snapshot of the three tables
         meta = conn.execute(_SELECT_GROUP, key).fetchone()
         if meta is None:
-            return GroupState(epoch=new_epoch(), offset=0, timestamp=0, items={}, history=[])
+            return GroupState(epoch=new_epoch(), offset=0, timestamp=0, items={}, history=[], expiring=[])
         items = {item_id: orjson.loads(value) for item_id, value in conn.execute(_SELECT_ITEMS, key)}
         history = [
             StoredEvent(offset, timestamp, item_id, type_, orjson.loads(data))
             for offset, timestamp, item_id, type_, data in conn.execute(_SELECT_HISTORY, key)
         ]
+        expiring = [item_id for (item_id,) in conn.execute(_SELECT_EXPIRING, key)]
     epoch, offset, timestamp = meta
-    return GroupState(epoch=epoch, offset=offset, timestamp=timestamp, items=items, history=history)
+    return GroupState(epoch=epoch, offset=offset, timestamp=timestamp, items=items, history=history,
+                      expiring=expiring)
 
 
 @attrs.define(slots=True, eq=False)

@@ -61,13 +61,10 @@ class LocalCommitter:
         return await self.group.turn(messages)
 
     async def commit(self, segment: Segment, results: list[Any]) -> Segment | None:
-        if not segment.writes:
+        if not segment.writes and not segment.expiries and not segment.records:
             return segment  # sends only: nothing to store
         group = self.group
-        commit = GroupCommit(
-            epoch=group.epoch, offset=segment.offset, timestamp=segment.timestamp,
-            writes=segment.writes, events=segment.stored, expected_offset=group.offset,
-        )
+        commit = group.group_commit(segment)
         try:
             await self.storage.commit(group.stream, group.group, commit, group.definition.history)
         except ConflictError as exc:

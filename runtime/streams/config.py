@@ -27,7 +27,9 @@ class StreamConfig:
 
     ``schema`` is JSON Schema or Motia's shorthand; ``history`` bounds what a
     group keeps for resume (count and age). The hooks guard subscriptions and
-    are wired by the transports.
+    are wired by the transports. ``idempotency_window`` (seconds) is how long
+    a call's ``idempotency_key`` is remembered, ``idempotency_keys`` how many
+    keys a group remembers at most (the newest); see docs/streams.md.
     """
 
     name: str
@@ -39,11 +41,18 @@ class StreamConfig:
     history: HistoryPolicy | None = None
     #: ``presence(auth_context, subscription) -> identity | (identity, data) | None`` (docs/presence.md).
     presence: Callable[..., Any] | None = None
+    idempotency_window: float = 24 * 3600.0
+    idempotency_keys: int = 10_000
     validator: Validator = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError("a stream needs a non-empty string name")
+        window, keys = self.idempotency_window, self.idempotency_keys
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window < float("inf"):
+            raise ValueError(f"stream {self.name!r}: idempotency_window must be a positive number of seconds")
+        if isinstance(keys, bool) or not isinstance(keys, int) or keys < 1:
+            raise ValueError(f"stream {self.name!r}: idempotency_keys must be a positive int")
         try:
             validator = compile_schema(dict(self.schema) if isinstance(self.schema, Mapping) else self.schema)
         except ValueError as exc:

@@ -34,9 +34,10 @@ from ..storage.base import HistoryPolicy, RemoteBatch, SharedStorage, Storage
 from ..storage.memory import MemoryStorage
 from .config import StreamConfig, StreamDefinition
 from .events import Event
+from .expiry import ExpirySweeper
 from .group import GroupActor
 from .group_context import EngineMetrics, GroupContext
-from .messages import GroupStats, Join, Joined, Leave
+from .messages import ExpireDue, GroupStats, Join, Joined, Leave
 from .presence import PresenceRegistry
 from .shared_committer import CatchUp
 from .subscribers import Subscriber
@@ -71,7 +72,9 @@ class StreamEngine(SingleUse):
     it on exit. ``clock`` returns milliseconds since the epoch for event
     timestamps (a test may pass one driven by Trio's clock). Groups are
     passivated after ``idle_timeout`` seconds without a message and without
-    subscribers.
+    subscribers. Items with a TTL are deleted by an `ExpirySweeper` running
+    beside the groups; on a shared storage it also looks every
+    ``expiry_poll`` seconds for expiries other processes set.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class StreamEngine(SingleUse):
         trigger_queue_size: int = 10_000,
         stop_timeout: float = 5.0,
         restart_policy: RestartPolicy = RestartPolicy(max_restarts=5, within=10.0, backoff=0.05),
+        expiry_poll: float = 1.0,
     ) -> None:
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock = clock
@@ -99,9 +103,14 @@ class StreamEngine(SingleUse):
         self._restart_policy = restart_policy
         self._stop_timeout = stop_timeout
         self.triggers = TriggerDispatcher(queue_size=trigger_queue_size)
+        self.expiry = ExpirySweeper(
+            self.storage, clock, lambda: self.stream_names, self._expire_due,
+            poll_interval=expiry_poll if isinstance(self.storage, SharedStorage) else None,
+        )
         self._group_context = GroupContext(
             storage=self.storage, clock=clock, metrics=self.metrics,
             has_triggers=self.triggers.has_listeners, dispatch=self.triggers.dispatch,
+            expiry_set=self.expiry.wake,
         )
         self._groups: VirtualActors | None = None
         self._system: ActorSystem | None = None
@@ -178,7 +187,11 @@ class StreamEngine(SingleUse):
                         await nursery.start(self.storage.follow, self._follow, self._storage_lost)
                     if self.presence.shared:
                         await nursery.start(self.presence.run)
-                    yield self
+                    # The sweeper asks group actors: it stops before they do.
+                    async with trio.open_nursery() as sweeping:
+                        await sweeping.start(self.expiry.run)
+                        yield self
+                        sweeping.cancel_scope.cancel()
                 # Groups have drained and committed; let triggers finish what
                 # is queued, within a bound, then stop them.
                 with trio.move_on_after(self._stop_timeout):
@@ -193,6 +206,9 @@ class StreamEngine(SingleUse):
     def _new_group_actor(self, key: Hashable) -> GroupActor:
         stream, group = cast("tuple[str, str]", key)
         return GroupActor(self._group_context, self.definition(stream), group)
+
+    async def _expire_due(self, stream: str, group: str) -> None:
+        await self.group_ref(stream, group).ask(ExpireDue())
 
     def _follow(self, batch: RemoteBatch) -> None:
         """Hand another process's batch to the group's actor, if the group is active here.

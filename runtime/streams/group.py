@@ -22,6 +22,7 @@ pays for the `StoredEvent` its history needs and nothing more.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -30,15 +31,17 @@ import outcome
 
 from actors import Actor
 
-from ..errors import StorageError
-from ..storage.base import SharedStorage, StoredEvent
+from ..errors import IdempotencyError, StorageError
+from ..storage.base import GroupCommit, IdempotencyRecord, SharedStorage, StoredEvent
 from .committer import Committer, LocalCommitter
 from .config import DeleteResult, SetResult, StreamDefinition
 from .events import Event, Turn
 from .group_context import GroupContext
 from .messages import (
+    KEYED,
     MUTATIONS,
     DeleteItem,
+    ExpireDue,
     GetItem,
     GroupStats,
     Join,
@@ -50,7 +53,7 @@ from .messages import (
     UpdateItem,
     UpdateMany,
 )
-from .ops import apply_ops, name_entry
+from .ops import KEEP_EXPIRY, apply_update, name_entry
 from .segment import DELETED, Pending, Segment
 from .shared_committer import SharedCommitter
 from .subscribers import Subscriber, SubscriberIndex
@@ -80,6 +83,16 @@ class GroupActor(Actor):
         self.timestamp = 0
         self.committed_timestamp = 0
         self.history: deque[StoredEvent] = deque(maxlen=definition.history.max_events)
+        #: Ids of the items with an expiry, so a plain ``set`` clears one only where there is one;
+        #: None on a shared storage, whose other processes change them (a ``set`` then always clears).
+        self.expiring: set[str] | None = None
+        #: What this turn's mutations read from storage besides the items (`read_ahead`): the
+        #: records of their idempotency keys (key -> record), and the items due to expire.
+        self.known_records: dict[str, Any] = {}
+        self.due: list[str] = []
+        config = definition.config
+        self._record_window_ms = math.ceil(config.idempotency_window * 1000)
+        self._max_records = config.idempotency_keys
         storage = context.storage
         self.committer: Committer = (
             SharedCommitter(self, storage) if isinstance(storage, SharedStorage) else LocalCommitter(self, storage)
@@ -120,6 +133,7 @@ class GroupActor(Actor):
         self.timestamp = state.timestamp
         self.history = deque(state.history, maxlen=self.definition.history.max_events)
         self.committed_timestamp = state.timestamp
+        self.expiring = None if state.expiring is None else set(state.expiring)
         self.loaded = True
 
     async def on_stop(self) -> None:
@@ -141,9 +155,22 @@ class GroupActor(Actor):
             if error is not None:
                 return [outcome.Error(error)] * len(messages)
         results: list[Any] = [None] * len(messages)
+        try:
+            await self.read_ahead(messages, due=False)
+        except Exception as exc:  # noqa: BLE001 - answered to every caller of this turn
+            return [outcome.Error(_storage_error(exc, "reading idempotency records"))] * len(messages)
         segment: Segment | None = None
         for index, message in enumerate(messages):
             if isinstance(message, MUTATIONS):
+                if type(message) is ExpireDue:  # due items are read after what came before lands
+                    if segment is not None:
+                        await self._commit(segment, results)
+                        segment = None
+                    try:
+                        await self.read_ahead((), due=True)
+                    except Exception as exc:  # noqa: BLE001 - answered to the sweeper, which tries again
+                        results[index] = outcome.Error(_storage_error(exc, "reading due items"))
+                        continue
                 if segment is None:
                     segment = Segment(self.offset, self.timestamp)
                 results[index] = self.mutate(message, segment, index)
@@ -155,6 +182,20 @@ class GroupActor(Actor):
         if segment is not None:
             await self._commit(segment, results)
         return results
+
+    async def read_ahead(self, messages: Sequence[Any], *, due: bool) -> None:
+        """Read what ``messages`` need from storage besides the items, before they apply.
+
+        The records of their idempotency keys (one round trip for the whole
+        turn, none when no call has a key) and, with ``due``, the ids of the
+        items due to expire now. A committer that applies a batch again after
+        losing a race calls it again, so what it read is never stale.
+        """
+        keys = [m.idempotency_key for m in messages if type(m) in KEYED and m.idempotency_key is not None]
+        storage = self.context.storage
+        self.known_records = await storage.idempotency_get(self.stream, self.group, keys, self.clock()) if keys else {}
+        if due:
+            self.due = await storage.expired_items(self.stream, self.group, self.clock())
 
     def _read_or_subscribe(self, message: Any) -> Any:
         kind = type(message)
@@ -199,18 +240,82 @@ class GroupActor(Actor):
             reply: Any = None
             if kind is SendEvent:
                 self._emit(message, segment)
-            elif kind is DeleteItem:
-                reply = self._delete(message.item_id, segment, message.trace_id)
-            elif kind is UpdateMany:
-                reply = self._update_many(message, segment)
+            elif kind is ExpireDue:
+                reply = self._expire_due(segment)
+            elif message.idempotency_key is not None:
+                reply = self._keyed(message, segment)
             else:
-                new, old = self._set(segment, message.item_id, message, message.trace_id)
-                reply = SetResult(new_value=new, old_value=old)
+                reply = self._change(message, segment)
         except Exception as exc:  # noqa: BLE001 - answered to the caller, changes nothing
             return outcome.Error(exc)
         segment.indices.append(index)
         segment.replies.append(reply)
         return None
+
+    def _change(self, message: SetItem | UpdateItem | UpdateMany | DeleteItem, segment: Segment) -> Any:
+        if isinstance(message, DeleteItem):
+            return self._delete(message.item_id, segment, message.trace_id)
+        if isinstance(message, UpdateMany):
+            return self._update_many(message, segment)
+        new, old = self._set(segment, message.item_id, message, message.trace_id)
+        return SetResult(new_value=new, old_value=old)
+
+    def _keyed(self, message: SetItem | UpdateItem | UpdateMany | DeleteItem, segment: Segment) -> Any:
+        """A call with an idempotency key: the first applies and is recorded, a repeat gets its result.
+
+        The record is committed with the change, in the same transaction,
+        so a change and its record land together or not at all. A repeat
+        of a call whose batch has not committed yet shares that batch's
+        fate (answered with it, or failed with it).
+        """
+        key = message.idempotency_key
+        assert key is not None
+        call, target = _call_of(message)
+        record = next((r.result for r in segment.records if r.key == key), None)
+        if record is None:
+            record = self.known_records.get(key)
+        if record is not None:
+            if record["call"] != call or record["items"] != target:
+                raise IdempotencyError(
+                    f"idempotency key {key!r} was first used for {record['call']} of {record['items']!r}, "
+                    f"not {call} of {target!r}; use a new key for a different call"
+                )
+            return _replay(call, record["result"])
+        reply = self._change(message, segment)
+        segment.records.append(IdempotencyRecord(
+            key, {"call": call, "items": target, "result": _result_of(call, reply)},
+            self.clock() + self._record_window_ms,
+        ))
+        return reply
+
+    def _expire_due(self, segment: Segment) -> int:
+        """Delete the items `read_ahead` found due: ordinary deletes, with their events.
+
+        An item this batch already changed is left to the sweeper's next
+        look (its expiry may have changed with it); an expiry left without
+        its item is dropped.
+        """
+        deleted = 0
+        for item_id in self.due:
+            if item_id in segment.values or item_id in segment.expiries:
+                continue
+            old = self.items.get(item_id)
+            if old is None:
+                segment.expiries[item_id] = None
+                continue
+            self._record(segment, item_id, "delete", None, old, None)
+            deleted += 1
+        self.due = []
+        return deleted
+
+    def _set_expiry(self, segment: Segment, item_id: str, seconds: float | None) -> None:
+        """The item's TTL after this change: ``seconds`` from now, or none (cleared only where there may be one)."""
+        if seconds is not None:
+            segment.expiries[item_id] = self.clock() + math.ceil(seconds * 1000)
+            return
+        expiring = self.expiring
+        if expiring is None or item_id in expiring or item_id in segment.expiries:
+            segment.expiries[item_id] = None
 
     def _set(
         self, segment: Segment, item_id: str, change: SetItem | UpdateItem | list[Any], trace_id: str | None
@@ -220,11 +325,14 @@ class GroupActor(Actor):
         old = self._current(segment, item_id)
         if isinstance(change, SetItem):
             new = {"id": item_id, **change.data}
+            expire: Any = change.ttl  # a set without a TTL clears the item's
         else:
-            new = apply_ops(old, change.ops if isinstance(change, UpdateItem) else change)
+            new, expire = apply_update(old, change.ops if isinstance(change, UpdateItem) else change)
         new["id"] = item_id
         self.definition.validator.validate(new)
         self._record(segment, item_id, "update" if old is not None else "create", new, new, trace_id)
+        if expire is not KEEP_EXPIRY:
+            self._set_expiry(segment, item_id, expire)
         return new, old
 
     def _update_many(self, message: UpdateMany, segment: Segment) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
@@ -238,6 +346,7 @@ class GroupActor(Actor):
         """
         offset, timestamp = segment.offset, segment.timestamp
         marks = len(segment.writes), len(segment.stored), len(segment.events)
+        expiries = dict(segment.expiries) if segment.expiries else None
         values = segment.values
         before: dict[str, Any] = {}  # overlay value of each touched item before this message
         results: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
@@ -256,6 +365,9 @@ class GroupActor(Actor):
                     values.pop(item_id, None)
                 else:
                     values[item_id] = value
+            segment.expiries.clear()
+            if expiries:
+                segment.expiries.update(expiries)
             name_entry(exc, entry, message.entries[entry][0])
             raise
         return results
@@ -264,6 +376,8 @@ class GroupActor(Actor):
         old = self._current(segment, item_id)
         if old is not None:
             self._record(segment, item_id, "delete", None, old, trace_id)
+            if segment.expiries:
+                segment.expiries.pop(item_id, None)  # storage drops a deleted item's expiry
         return DeleteResult(old_value=old)
 
     def _record(
@@ -290,6 +404,14 @@ class GroupActor(Actor):
                 data={"type": message.type, "data": message.data}, timestamp=self._stamp(segment),
                 trace_id=message.trace_id,
             )
+        )
+
+    def group_commit(self, segment: Segment) -> GroupCommit:
+        """The batch storage applies for ``segment``, computed from this group's position."""
+        return GroupCommit(
+            epoch=self.epoch, offset=segment.offset, timestamp=segment.timestamp,
+            writes=segment.writes, events=segment.stored, expected_offset=self.offset,
+            expiries=segment.expiries, records=segment.records, max_records=self._max_records,
         )
 
     async def _commit(self, segment: Segment, results: list[Any]) -> None:
@@ -319,11 +441,16 @@ class GroupActor(Actor):
 
     def _apply(self, segment: Segment) -> None:
         items = self.items
+        expiring = self.expiring
         for item_id, value in segment.writes:
             if value is None:
                 items.pop(item_id, None)
+                if expiring:
+                    expiring.discard(item_id)
             else:
                 items[item_id] = value
+        if segment.expiries or segment.records:
+            self._apply_effects(segment)
         self.offset = segment.offset
         self.timestamp = segment.timestamp
         if segment.writes:
@@ -332,6 +459,24 @@ class GroupActor(Actor):
             history = self.history
             history.extend(segment.stored)
             self._trim_history()
+
+    def _apply_effects(self, segment: Segment) -> None:
+        """After a commit: the expiries and records it stored; the sweeper hears of a sooner expiry."""
+        expiring = self.expiring
+        soonest: int | None = None
+        for item_id, at in segment.expiries.items():
+            if at is None:
+                if expiring is not None:
+                    expiring.discard(item_id)
+                continue
+            if expiring is not None:
+                expiring.add(item_id)
+            if soonest is None or at < soonest:
+                soonest = at
+        for record in segment.records:
+            self.known_records[record.key] = record.result
+        if soonest is not None:
+            self.context.expiry_set(self.stream, soonest)
 
     def _trim_history(self) -> None:
         history = self.history
@@ -503,3 +648,37 @@ class GroupActor(Actor):
             for stored in history
             if stored.offset > since and (join.item_id is None or stored.item_id == join.item_id)
         ]
+
+
+def _storage_error(exc: Exception, doing: str) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    error = StorageError(f"{doing} failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+def _call_of(message: SetItem | UpdateItem | UpdateMany | DeleteItem) -> tuple[str, Any]:
+    """What a keyed call was, as its record says: the call's name and its item id (ids, for ``update_many``)."""
+    if isinstance(message, UpdateMany):
+        return "update_many", [item_id for item_id, _ in message.entries]
+    name = "set" if isinstance(message, SetItem) else "update" if isinstance(message, UpdateItem) else "delete"
+    return name, message.item_id
+
+
+def _result_of(call: str, reply: Any) -> Any:
+    """A reply as JSON for its record (``_replay`` reads it back)."""
+    if call == "delete":
+        return reply.old_value
+    if call == "update_many":
+        return reply
+    return [reply.new_value, reply.old_value]
+
+
+def _replay(call: str, result: Any) -> Any:
+    """The reply a recorded call gave (the caller copies it, as it copies every reply)."""
+    if call == "delete":
+        return DeleteResult(old_value=result)
+    if call == "update_many":
+        return [tuple(pair) for pair in result]
+    return SetResult(new_value=result[0], old_value=result[1])

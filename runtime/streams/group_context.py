@@ -40,3 +40,5 @@ class GroupContext:
     has_triggers: Callable[[str], bool]
     #: ``dispatch(event)``: hand a committed event to the stream triggers (never blocks).
     dispatch: Callable[[Event], None]
+    #: ``expiry_set(stream, at_ms)``: a commit gave an item an expiry; the sweeper wakes if it is sooner.
+    expiry_set: Callable[[str, int], None] = lambda stream, at: None

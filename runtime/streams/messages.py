@@ -10,8 +10,8 @@ import attrs
 from .subscribers import Subscriber
 
 __all__ = [
-    "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent",
-    "Join", "Joined", "Leave", "GroupStats", "MUTATIONS",
+    "GetItem", "ListItems", "SetItem", "UpdateItem", "UpdateMany", "DeleteItem", "SendEvent", "ExpireDue",
+    "Join", "Joined", "Leave", "GroupStats", "MUTATIONS", "KEYED",
 ]
 
 
@@ -30,6 +30,8 @@ class SetItem:
     item_id: str
     data: dict[str, Any]  # already checked to be JSON and copied by the caller
     trace_id: str | None = None
+    ttl: float | None = None  # seconds; None: no expiry (a set clears the one the item had)
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -37,6 +39,7 @@ class UpdateItem:
     item_id: str
     ops: list[Any]
     trace_id: str | None = None
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -49,12 +52,14 @@ class UpdateMany:
 
     entries: list[tuple[str, list[Any]]]
     trace_id: str | None = None
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(slots=True)
 class DeleteItem:
     item_id: str
     trace_id: str | None = None
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -63,6 +68,17 @@ class SendEvent:
     type: str
     data: Any
     trace_id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ExpireDue:
+    """Delete the group's items whose expiry is due, each with an ordinary ``delete`` event.
+
+    The expiry sweeper (expiry.py) asks it of a group that storage says has
+    one due. The group reads which items are due from storage in the same
+    turn, so a TTL changed or cleared since the sweeper looked is honoured.
+    Replies with the number of items it deleted.
+    """
 
 
 @attrs.frozen(slots=True)
@@ -99,5 +115,8 @@ class GroupStats:
     """Ask for a group's figures (subscribers, offset, size): for metrics and tests."""
 
 
+#: Mutations that take an ``idempotency_key``.
+KEYED = (SetItem, UpdateItem, UpdateMany, DeleteItem)
+
 #: Messages that change state (or emit): they are grouped into one commit.
-MUTATIONS = (SetItem, UpdateItem, UpdateMany, DeleteItem, SendEvent)
+MUTATIONS = (SetItem, UpdateItem, UpdateMany, DeleteItem, SendEvent, ExpireDue)

@@ -8,6 +8,9 @@ one turn and tests can call them directly.
 
 - Motia: ``{"type": "set" | "merge" | "increment" | "decrement" | "remove",
   "path": ..., "value"/"by": ...}``. ``path`` is a literal top-level key.
+  Plus ``{"type": "expire", "seconds": N}`` (an extension): the item's TTL
+  from now, ``"seconds": null`` to clear it. It changes the item's expiry,
+  not the item, so ``apply_update`` returns it beside the new item.
 - JSON Patch (RFC 6902): ``{"op": "add" | "replace" | "remove" | "move" |
   "copy" | "test", "path": "/json/pointer", ...}``, plus ``increment`` and
   ``decrement`` (amount in ``value``). The six standard ops are applied by
@@ -41,6 +44,7 @@ from runtime.errors import UpdateError
 
 __all__ = [
     "apply_ops", "check_json", "check_name", "json_copy", "item_copy", "is_json_value", "json_type_name", "name_entry",
+    "KEEP_EXPIRY", "apply_update", "check_ttl",
     "MAX_JSON_DEPTH", "MIN_JSON_INT", "MAX_JSON_INT",
 ]
 
@@ -49,7 +53,10 @@ Op = dict[str, Any]
 _MISSING: Any = object()
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
-MOTIA_TYPES = ("set", "merge", "increment", "decrement", "remove")
+MOTIA_TYPES = ("set", "merge", "increment", "decrement", "remove", "expire")
+
+#: What ``apply_update`` returns as the expiry when no ``expire`` op was given: the TTL stays as it is.
+KEEP_EXPIRY: Any = object()
 PATCH_OPS = ("add", "remove", "replace", "move", "copy", "test", "increment", "decrement")
 
 
@@ -74,6 +81,16 @@ def apply_ops(value: dict[str, Any] | None, ops: list[Any]) -> dict[str, Any]:
     Values are not checked for JSON here: call ``check_json`` on the result
     (the stream does), which also covers values the ops brought in.
     """
+    return apply_update(value, ops)[0]
+
+
+def apply_update(value: dict[str, Any] | None, ops: list[Any]) -> tuple[dict[str, Any], Any]:
+    """``apply_ops``, and what the ops did to the item's expiry.
+
+    The expiry is `KEEP_EXPIRY` when no ``expire`` op was given, ``None``
+    when the last one clears it, else its ``seconds`` (a positive number).
+    The common one-op update takes the fast path and keeps the expiry.
+    """
     if not isinstance(ops, list):
         raise UpdateError(
             f"ops must be a list of operations, got {_type_name(ops)}", index=None, op=ops
@@ -83,14 +100,14 @@ def apply_ops(value: dict[str, Any] | None, ops: list[Any]) -> dict[str, Any]:
     if len(ops) == 1:
         fast = _one_top_level_op(value, ops[0])
         if fast is not None:
-            return fast
+            return fast, KEEP_EXPIRY
     draft = _Draft(value)
     for index, op in enumerate(ops):
         try:
             _apply_one(draft, op)
         except _OpFailed as exc:
             raise UpdateError(str(exc), index=index, op=op) from None
-    return draft.root
+    return draft.root, draft.expire
 
 
 def _one_top_level_op(value: dict[str, Any] | None, op: Any) -> dict[str, Any] | None:
@@ -172,11 +189,12 @@ class _Draft:
     top-level keys never pay for it.
     """
 
-    __slots__ = ("root", "_owned")
+    __slots__ = ("root", "_owned", "expire")
 
     def __init__(self, value: dict[str, Any] | None) -> None:
         self.root: dict[str, Any] = {} if value is None else dict(value)
         self._owned: dict[int, Any] | None = None
+        self.expire: Any = KEEP_EXPIRY  # what an ``expire`` op asked for
 
     def replace_root(self, new_root: Any) -> None:
         """Make ``new_root`` (always a fresh copy) the item; it must stay an object."""
@@ -311,6 +329,27 @@ def _motia_remove(draft: _Draft, op: Op) -> None:
         return
     parent = draft.writable_parent(parts, create=False)
     del parent[parts[-1] if isinstance(parent, dict) else int(parts[-1])]
+
+
+def _motia_expire(draft: _Draft, op: Op) -> None:
+    """``expire``: the item's TTL, ``seconds`` from now (``null`` clears it); the last one wins."""
+    seconds = _required(op, "seconds")
+    try:
+        draft.expire = check_ttl(seconds, "'seconds'")
+    except (TypeError, ValueError) as exc:
+        raise _OpFailed(f"expire: {exc}") from None
+
+
+def check_ttl(seconds: Any, what: str = "ttl") -> float | None:
+    """A TTL as given (None, or a positive finite number of seconds), or the error saying what is wrong."""
+    if seconds is None:
+        return None
+    if not _is_number(seconds) or seconds - seconds != 0:
+        raise TypeError(f"{what} must be a number of seconds or None, got {_show(seconds)}")
+    if seconds <= 0:
+        raise ValueError(f"{what} must be positive, got {seconds}")
+    ttl: float = seconds
+    return ttl
 
 
 def _motia_path(op: Op, *, whole_item_ok: bool = True) -> str:
@@ -460,6 +499,7 @@ _MOTIA_HANDLERS: dict[str, Callable[[_Draft, Op], None]] = {
     "increment": _motia_increment,
     "decrement": _motia_decrement,
     "remove": _motia_remove,
+    "expire": _motia_expire,
 }
 
 _PATCH_HANDLERS: dict[str, Callable[[_Draft, Op], None]] = {

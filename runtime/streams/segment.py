@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..storage.base import StoredEvent
+from ..storage.base import IdempotencyRecord, StoredEvent
 from .events import Event
 
 __all__ = ["DELETED", "Pending", "Segment"]
@@ -24,7 +24,8 @@ Pending = tuple[StoredEvent, str | None] | Event
 
 
 class Segment:
-    __slots__ = ("values", "writes", "stored", "events", "indices", "replies", "messages", "offset", "timestamp")
+    __slots__ = ("values", "writes", "stored", "events", "indices", "replies", "messages", "offset", "timestamp",
+                 "expiries", "records")
 
     def __init__(self, offset: int, timestamp: int) -> None:
         self.values: dict[str, Any] = {}  # item id -> new value or DELETED
@@ -38,3 +39,7 @@ class Segment:
         self.messages: list[tuple[int, Any]] = []
         self.offset = offset
         self.timestamp = timestamp
+        #: Item id -> its new expiry (ms) or None to clear it: committed with the writes.
+        self.expiries: dict[str, int | None] = {}
+        #: Idempotency records of the keyed calls that applied here, committed with the writes.
+        self.records: list[IdempotencyRecord] = []

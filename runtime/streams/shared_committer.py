@@ -38,9 +38,9 @@ import outcome
 import trio
 
 from ..errors import StorageError
-from ..storage.base import Busy, ConflictError, GroupCommit, RemoteBatch, Send, SharedStorage, StoredEvent
+from ..storage.base import Busy, ConflictError, RemoteBatch, Send, SharedStorage, StoredEvent
 from .events import Event, Turn
-from .messages import GetItem, GroupStats, Join, ListItems
+from .messages import ExpireDue, GetItem, GroupStats, Join, ListItems
 from .segment import Pending, Segment
 
 if TYPE_CHECKING:
@@ -200,12 +200,9 @@ class SharedCommitter:
         group = self.group
         for _ in range(self.max_attempts):
             sends = _sends(segment, group.offset)
-            if not segment.writes and not sends:
+            if not segment.writes and not sends and not segment.expiries and not segment.records:
                 break
-            commit = GroupCommit(
-                epoch=group.epoch, offset=segment.offset, timestamp=segment.timestamp,
-                writes=segment.writes, events=segment.stored, expected_offset=group.offset,
-            )
+            commit = group.group_commit(segment)
             try:
                 shift = await self.storage.commit(group.stream, group.group, commit, group.definition.history, sends)
             except Busy as busy:  # another process lost races and commits first
@@ -217,7 +214,11 @@ class SharedCommitter:
                 except StorageError as exc:
                     group.fail(segment, results, exc)
                     return None
-                segment = self._again(segment, results)
+                try:
+                    segment = await self._again(segment, results)
+                except StorageError as exc:
+                    group.fail(segment, results, exc)
+                    return None
                 continue
             except Exception as exc:  # noqa: BLE001 - the batch fails; whether it landed is unknown
                 group.commit_failed(segment, results, exc)
@@ -240,9 +241,16 @@ class SharedCommitter:
         else:
             await self._check(0)
 
-    def _again(self, lost: Segment, results: list[Any]) -> Segment:
-        """The same messages, applied to the state storage now holds."""
+    async def _again(self, lost: Segment, results: list[Any]) -> Segment:
+        """The same messages, applied to the state storage now holds.
+
+        What they read besides the items is read again first: a key another
+        process recorded meanwhile makes a repeat of its call, and an item
+        another process changed is no longer due to expire.
+        """
         group = self.group
+        messages = [message for _, message in lost.messages]
+        await group.read_ahead(messages, due=any(type(message) is ExpireDue for message in messages))
         segment = Segment(group.offset, group.timestamp)
         for index, message in lost.messages:
             results[index] = group.mutate(message, segment, index)

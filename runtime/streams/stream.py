@@ -15,8 +15,9 @@ from typing import Any
 
 from .config import DeleteResult, SetResult, SetResults, StreamConfig
 from .engine import StreamEngine, current_engine
+from .idempotency import call_key
 from .messages import DeleteItem, GetItem, ListItems, SendEvent, SetItem, UpdateItem, UpdateMany
-from .ops import check_json, check_name, is_json_value, item_copy, json_copy, name_entry
+from .ops import check_json, check_name, check_ttl, is_json_value, item_copy, json_copy, name_entry
 from .presence import PresenceEntry
 from .tracing import current_trace_id
 
@@ -27,6 +28,13 @@ class Stream:
     """``Stream("todo")`` or ``Stream(StreamConfig(name="todo", schema=...))``.
 
     Every method is async and acts on the running app's stream of that name.
+
+    The mutations (``set``, ``update``, ``update_many``, ``delete``) take an
+    ``idempotency_key``: a repeat of a keyed call within the stream's window
+    (``StreamConfig.idempotency_window``, 24 h by default) returns the first
+    call's result and changes nothing, in every process sharing the storage.
+    Keys are per group. A queue handler's calls get keys of their own (see
+    runtime/streams/idempotency.py and docs/steps.md).
     """
 
     __slots__ = ("name", "config", "_engine")
@@ -59,26 +67,45 @@ class Stream:
         item = await self._ref(group_id).ask(GetItem(check_name(item_id, "item_id")))
         return None if item is None else json_copy(item)
 
-    async def set(self, group_id: str, item_id: str, data: Mapping[str, Any]) -> SetResult:
-        """Replace (or create) the item; emits ``create`` or ``update``."""
+    async def set(
+        self, group_id: str, item_id: str, data: Mapping[str, Any], *, ttl: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SetResult:
+        """Replace (or create) the item; emits ``create`` or ``update``.
+
+        ``ttl`` (seconds) deletes the item that long from now, with an
+        ordinary ``delete`` event; a ``set`` without one clears the TTL the
+        item had (an ``update`` keeps it; its ``expire`` op changes it).
+        """
         ref = self._ref(group_id)
         check_name(item_id, "item_id")
         if not isinstance(data, Mapping):
             raise TypeError(f"item data must be a JSON object (a dict), not {type(data).__name__}")
         check_json(data)
-        result = await ref.ask(SetItem(item_id, json_copy(dict(data)), current_trace_id()))
+        ttl = check_ttl(ttl)
+        key = call_key(idempotency_key)
+        result = await ref.ask(SetItem(item_id, json_copy(dict(data)), current_trace_id(), ttl, key))
         return _copy_set_result(result)
 
-    async def update(self, group_id: str, item_id: str, ops: list[Any]) -> SetResult:
-        """Apply ``ops`` atomically (all or none); upserts from ``{}``."""
+    async def update(
+        self, group_id: str, item_id: str, ops: list[Any], *, idempotency_key: str | None = None
+    ) -> SetResult:
+        """Apply ``ops`` atomically (all or none); upserts from ``{}``.
+
+        The item's TTL stays as it was unless an ``{"type": "expire",
+        "seconds": N}`` op sets it (``null`` clears it).
+        """
         ref = self._ref(group_id)
         check_name(item_id, "item_id")
         check_json(ops, "ops")
+        key = call_key(idempotency_key)
         # apply_ops copies every value it takes from the ops: no copy of the list here
-        result = await ref.ask(UpdateItem(item_id, ops, current_trace_id()))
+        result = await ref.ask(UpdateItem(item_id, ops, current_trace_id(), key))
         return _copy_set_result(result)
 
-    async def update_many(self, group_id: str, entries: Iterable[tuple[str, list[Any]]]) -> SetResults:
+    async def update_many(
+        self, group_id: str, entries: Iterable[tuple[str, list[Any]]], *, idempotency_key: str | None = None
+    ) -> SetResults:
         """Apply several updates to one group in one call, all or none.
 
         ``entries`` is a sequence of ``(item_id, ops)``; an item may appear
@@ -99,6 +126,7 @@ class Stream:
         updates pays that once (see docs/performance.md, Streams).
         """
         ref = self._ref(group_id)
+        key = call_key(idempotency_key)
         checked: list[tuple[str, list[Any]]] = []
         append = checked.append
         for pair in entries:
@@ -111,11 +139,13 @@ class Stream:
             append(_checked_entry(len(checked), pair))
         if not checked:
             return SetResults([])
-        return SetResults(await ref.ask(UpdateMany(checked, current_trace_id())))
+        return SetResults(await ref.ask(UpdateMany(checked, current_trace_id(), key)))
 
-    async def delete(self, group_id: str, item_id: str) -> DeleteResult:
-        """Remove the item; emits ``delete`` only if it existed."""
-        result = await self._ref(group_id).ask(DeleteItem(check_name(item_id, "item_id"), current_trace_id()))
+    async def delete(self, group_id: str, item_id: str, *, idempotency_key: str | None = None) -> DeleteResult:
+        """Remove the item (and its TTL); emits ``delete`` only if it existed."""
+        ref = self._ref(group_id)
+        check_name(item_id, "item_id")
+        result = await ref.ask(DeleteItem(item_id, current_trace_id(), call_key(idempotency_key)))
         old = result.old_value
         return result if old is None else DeleteResult(old_value=json_copy(old))
 

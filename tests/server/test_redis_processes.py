@@ -170,14 +170,20 @@ work = step({"name": "Work", "triggers": [queue("work", concurrency=2)]})
 
 @work.handle
 async def do_work(data, ctx):
-    await ctx.streams.jobs.set("started", data["n"], {"pid": os.getpid()})
+    # a key per process: a run taken over writes its own pid (queue calls are otherwise keyed by message)
+    await ctx.streams.jobs.set("started", data["n"], {"pid": os.getpid()}, idempotency_key=f"{os.getpid()}:{data['n']}")
     await trio.sleep(0.3)
     await ctx.streams.jobs.update("done", data["n"], [{"type": "increment", "path": "count", "by": 1}])
 """
 
 
-async def group_seen_by(server: Server, group: str) -> list[dict]:
-    async with client(server.url) as http, http.stream("GET", f"/streams/jobs/{group}") as response:
+async def group_seen_by(server: Server, group: str, http: httpx.AsyncClient | None = None) -> list[dict]:
+    """The group's items from a fresh SSE sync. Pass ``http`` when polling: a new client per look costs
+    ~300 ms on the loaded machine (its SSL context), long enough to miss a 0.3 s job entirely."""
+    if http is None:
+        async with client(server.url) as own:
+            return await group_seen_by(server, group, own)
+    async with http.stream("GET", f"/streams/jobs/{group}") as response:
         sync = await SSEReader(response).next_event()
     return sync["data"]["event"]["data"]
 
@@ -191,13 +197,14 @@ async def test_queued_work_survives_kill_9_of_the_process_running_it(redis_url, 
                 assert (await http.post(f"/jobs/j{n}")).status_code == 202
         victim_pid = second.process.pid
         with trio.fail_after(20):  # until the second process is running a job (each takes 0.3 s)
-            while True:
-                finished = {item["id"] for item in await group_seen_by(first, "done")}
-                running = {item["id"] for item in await group_seen_by(first, "started")
-                           if item["pid"] == victim_pid and item["id"] not in finished}
-                if running:
-                    break
-                await trio.sleep(0.02)
+            async with client(first.url) as poll:
+                while True:
+                    finished = {item["id"] for item in await group_seen_by(first, "done", poll)}
+                    running = {item["id"] for item in await group_seen_by(first, "started", poll)
+                               if item["pid"] == victim_pid and item["id"] not in finished}
+                    if running:
+                        break
+                    await trio.sleep(0.02)
         second.process.kill()  # mid-handler: its messages were taken, not acknowledged
         await second.process.wait()
         with trio.fail_after(30):  # the first process takes the dead one's messages over

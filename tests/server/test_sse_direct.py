@@ -1,7 +1,7 @@
 """The direct SSE path's own failure modes, through a real server on a loopback port.
 
 Every request is read by the front door (front_door.py); SSE subscriptions
-are served on the raw socket (sse_direct.py), on a connection's first request
+are served on the raw socket (sse.py), on a connection's first request
 or any later one.
 """
 

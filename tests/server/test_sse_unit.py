@@ -6,7 +6,8 @@ import pytest
 import trio
 
 from runtime import App, Stream
-from runtime.server.sse import SSEOutbox, sse_block
+from runtime.server.outbox import Outbox
+from runtime.server.sse_wire import sse_block
 from runtime.streams.events import Event, parse_position
 
 
@@ -33,7 +34,7 @@ def test_outbox_drops_its_backlog_but_never_join_answers_or_control_frames():
             stream="s", group="g", item_id="a", type=type_, data={"n": "x" * 100}, timestamp=n, epoch="e", offset=n
         )
 
-    outbox = SSEOutbox(limit=1000)
+    outbox = Outbox(1000, sse_block)
     assert outbox.deliver(event(1, "sync"), initial=True)
     outbox.push_raw(b": control\n\n")
     assert all(outbox.deliver(event(n)) for n in range(2, 4))

@@ -45,7 +45,7 @@ async def open_stalled(listening, group: str) -> tuple[trio.SocketStream, Any]:
     with trio.fail_after(5):
         while True:
             for connection in listening.websocket.connections:
-                if connection.stream.socket.getpeername()[1] == port and "stalled" in connection.subscriptions:
+                if connection.stream.socket.getpeername()[1] == port and "stalled" in connection.subscriptions.table:
                     return stream, connection
             await trio.sleep(0)
 

@@ -151,6 +151,7 @@ async def test_version_1_file_is_migrated_to_the_current_version_keeping_its_dat
         v1.setattr(sqlite_backend, "_MIGRATIONS", sqlite_backend._MIGRATIONS[:1])
         v1.setattr(sqlite_backend, "SCHEMA_VERSION", 1)
         v1.setattr(sqlite_backend, "_write_expiries", lambda *args: None)  # version 1 had no expiries
+        v1.setattr(sqlite_backend, "_SELECT_EXPIRING", "SELECT ? WHERE 0 AND ?")  # nor loaded them
         async with SQLiteStorage(db_path) as old:
             writer = await GroupWriter.load(old)
             await writer.commit(("a", item("a")), ("b", item("b")))

@@ -30,6 +30,14 @@ def backend(request, tmp_path):
         delete_prefix(prefix)
 
 
+@pytest.fixture
+def redis_url():
+    """The URL of the shared Redis with a key prefix of this test's own (deleted after it)."""
+    prefix = unique_prefix()
+    yield f"{ensure_redis()}?prefix={prefix}"
+    delete_prefix(prefix)
+
+
 @pytest.fixture(autouse=True)
 def _quiet(caplog):
     caplog.set_level(logging.CRITICAL + 1, logger="actors")
